@@ -1,0 +1,76 @@
+"""molgnn-train: Hydra config -> DataModule + encoder + head -> Lightning fit -> test the best checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from molgnn.cli import CONF_DIR, user_errors_as_one_line
+from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
+
+log = logging.getLogger("molgnn.train")
+
+
+def build_callbacks(cfg: DictConfig) -> list:
+    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+
+
+def train(cfg: DictConfig, out_dir: Path) -> dict[str, float]:
+    """Run one training job and write its outputs into ``out_dir``. Returns the metrics dict."""
+    L.seed_everything(cfg.seed, workers=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    encoder = instantiate(cfg.encoder)
+    # objects are passed to the partial, not to instantiate (which would turn them into configs)
+    datamodule = instantiate(cfg.data, _partial_=True)(split=instantiate(cfg.split), spec=encoder.spec)
+    datamodule.setup("fit")
+    write_invalid_rows(datamodule.invalid_rows, out_dir, datamodule.path)
+    head = instantiate(cfg.head)(in_dim=encoder.out_dim, out_dim=datamodule.num_targets)
+    task = instantiate(cfg.task)(encoder=encoder, head=head, scaler=datamodule.scaler,
+                                 target_names=datamodule.target_names)
+    trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg) or False)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    best = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
+    val = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    test = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    metrics = clean_metrics({k: v for k, v in val.items() if not k.endswith("loss")},
+                            {k: v for k, v in test.items() if not k.endswith("loss")})
+    metrics["epochs"] = trainer.current_epoch
+    write_json(metrics, out_dir / "metrics.json")
+    _write_test_predictions(trainer, task, datamodule, best, out_dir)
+    log.info("test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/") and v})
+    return metrics
+
+
+def _write_test_predictions(trainer, task, datamodule, best, out_dir: Path) -> None:
+    batches = trainer.predict(task, dataloaders=datamodule.test_dataloader(), ckpt_path=best)
+    if not batches:
+        return
+    rows = torch.cat([b["row"] for b in batches]).numpy()
+    pred = torch.cat([b["pred"] for b in batches]).float().numpy()
+    true = datamodule.datasets["test"].targets[rows].numpy()
+    frame = write_predictions(rows, datamodule.smiles, true, pred, datamodule.target_names,
+                              out_dir / "test_predictions.csv")
+    parity_plot(frame, datamodule.target_names, out_dir / "parity.png", title=f"{datamodule.name} test")
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+@user_errors_as_one_line("molgnn-train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    return metrics.get("val/rmse")
+
+
+if __name__ == "__main__":
+    main()

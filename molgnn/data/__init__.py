@@ -1,0 +1,1 @@
+"""Data: table reading, cached graph featurization, splits, target scaling, DataModules."""

@@ -1,0 +1,142 @@
+"""FeaturizerSpec: the versioned description of how a molecule becomes integer feature rows.
+
+A spec is data (names and vocabularies), not code: it serializes to a dict of primitives that travels in
+every checkpoint, and two specs compare field by field so a mismatch can be spelled out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+SPEC_FORMAT = 1
+
+ELEMENTS = tuple(range(1, 119))  # atomic numbers H..Og
+
+
+@dataclass(frozen=True)
+class FeatureVocab:
+    """One categorical feature: a named RDKit property and its vocabulary.
+
+    ``unknown=None`` appends an unknown bucket (index ``len(values)``); an int maps unseen values to that
+    index instead (used by foreign specs whose embedding tables have no spare row).
+    """
+
+    name: str
+    values: tuple
+    unknown: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Number of embedding rows this feature needs."""
+        return len(self.values) + (1 if self.unknown is None else 0)
+
+    @property
+    def unknown_index(self) -> int:
+        return len(self.values) if self.unknown is None else self.unknown
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "values": list(self.values), "unknown": self.unknown}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureVocab:
+        return cls(d["name"], tuple(d["values"]), d.get("unknown"))
+
+
+@dataclass(frozen=True)
+class FeaturizerSpec:
+    """How SMILES become graphs: atom and bond feature vocabularies plus a name and version.
+
+    ``atom_features``/``bond_features`` give the columns of ``Data.x`` (long [N, Fa]) and
+    ``Data.edge_attr`` (long [E, Fb]) in order.
+    """
+
+    name: str
+    version: int
+    atom_features: tuple[FeatureVocab, ...]
+    bond_features: tuple[FeatureVocab, ...]
+    format: int = field(default=SPEC_FORMAT)
+
+    @property
+    def atom_vocab_sizes(self) -> list[int]:
+        return [f.size for f in self.atom_features]
+
+    @property
+    def bond_vocab_sizes(self) -> list[int]:
+        return [f.size for f in self.bond_features]
+
+    def to_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "name": self.name,
+            "version": self.version,
+            "atom_features": [f.to_dict() for f in self.atom_features],
+            "bond_features": [f.to_dict() for f in self.bond_features],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeaturizerSpec:
+        return cls(
+            name=d["name"],
+            version=int(d["version"]),
+            atom_features=tuple(FeatureVocab.from_dict(f) for f in d["atom_features"]),
+            bond_features=tuple(FeatureVocab.from_dict(f) for f in d["bond_features"]),
+            format=int(d.get("format", SPEC_FORMAT)),
+        )
+
+    def fingerprint(self) -> str:
+        """Short stable hash of the spec; part of cache keys and checked on import."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def diff(self, other: FeaturizerSpec) -> list[str]:
+        """Human-readable differences between two specs (empty when identical)."""
+        return spec_dict_diff(self.to_dict(), other.to_dict())
+
+
+def spec_dict_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """List ``path: a != b`` lines for every differing leaf of two nested spec dicts."""
+    out: list[str] = []
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            out += spec_dict_diff(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(a, list) and isinstance(b, list) and all(isinstance(x, dict) for x in a + b):
+        for i in range(max(len(a), len(b))):
+            left = a[i] if i < len(a) else None
+            right = b[i] if i < len(b) else None
+            label = (left or right or {}).get("name", i)
+            out += spec_dict_diff(left, right, f"{prefix}[{label}]")
+    elif a != b:
+        out.append(f"{prefix}: {_short(a)} != {_short(b)}")
+    return out
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def default_spec() -> FeaturizerSpec:
+    """molgnn's own featurizer (v1): the atom/bond features Chemprop and Hu et al. use, each with an
+    unknown bucket."""
+    return FeaturizerSpec(
+        name="molgnn",
+        version=1,
+        atom_features=(
+            FeatureVocab("atomic_num", ELEMENTS[:100]),
+            FeatureVocab("degree", (0, 1, 2, 3, 4, 5, 6)),
+            FeatureVocab("formal_charge", (-2, -1, 0, 1, 2)),
+            FeatureVocab("chirality", ("CHI_UNSPECIFIED", "CHI_TETRAHEDRAL_CW", "CHI_TETRAHEDRAL_CCW")),
+            FeatureVocab("num_hs", (0, 1, 2, 3, 4)),
+            FeatureVocab("hybridization", ("S", "SP", "SP2", "SP3", "SP3D", "SP3D2")),
+            FeatureVocab("aromatic", (False, True)),
+            FeatureVocab("in_ring", (False, True)),
+        ),
+        bond_features=(
+            FeatureVocab("bond_type", ("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC")),
+            FeatureVocab("conjugated", (False, True)),
+            FeatureVocab("bond_in_ring", (False, True)),
+            FeatureVocab("stereo", ("STEREONONE", "STEREOANY", "STEREOZ", "STEREOE", "STEREOCIS", "STEREOTRANS")),
+        ),
+    )

@@ -1,0 +1,1 @@
+"""LightningModules: pretraining objectives and property regression (no file I/O, no RDKit)."""

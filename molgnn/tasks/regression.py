@@ -1,0 +1,111 @@
+"""Property regression on a (frozen or fine-tuned) encoder: one LightningModule, masked loss, metrics in
+original units."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+
+from molgnn.checkpoint import encoder_fingerprint, head_header, make_header
+from molgnn.data.scaler import TargetScaler
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the non-NaN entries of target [B, T]."""
+    mask = ~torch.isnan(target)
+    diff = (pred - torch.nan_to_num(target)) * mask
+    return (diff**2).sum() / mask.sum().clamp(min=1)
+
+
+def _metrics(stage: str) -> MetricCollection:
+    return MetricCollection({"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError(),
+                             "r2": R2Score()}, prefix=f"{stage}/")
+
+
+class RegressionTask(L.LightningModule):
+    """encoder(batch) -> h [B, d] -> head(h) -> y_hat [B, T] (scaled). Loss: masked MSE in scaled units.
+
+    ``freeze_encoder``: encoder in eval mode with no gradients; the optimizer sees only the head.
+    ``encoder_lr_ratio``: encoder learning rate = ratio x head learning rate when fine-tuning.
+    """
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, scaler: TargetScaler, target_names: list[str],
+                 optimizer: Callable, scheduler: Callable | None = None, freeze_encoder: bool = False,
+                 encoder_lr_ratio: float = 1.0, name: str = "property"):
+        super().__init__()
+        self.encoder, self.head, self.scaler = encoder, head, scaler
+        self.target_names, self.name = list(target_names), name
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.freeze_encoder, self.encoder_lr_ratio = freeze_encoder, encoder_lr_ratio
+        if freeze_encoder:
+            self.encoder.requires_grad_(False)
+        self.metrics = nn.ModuleDict({f"{s}_": _metrics(s) for s in ("train", "val", "test")})
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_encoder:
+            self.encoder.eval()  # frozen means frozen: batch-norm statistics and dropout too
+        return self
+
+    def forward(self, batch) -> torch.Tensor:
+        """Predictions in original units, float [B, T]."""
+        return self.scaler.inverse(self.head(self.encoder(batch)))
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        scaled = self.head(self.encoder(batch))
+        loss = masked_mse(scaled, self.scaler.transform(batch.y))
+        mask = ~torch.isnan(batch.y)
+        pred = self.scaler.inverse(scaled.detach())
+        self.metrics[f"{stage}_"].update(pred[mask], batch.y[mask])
+        self.log(f"{stage}/loss", loss, batch_size=batch.num_graphs, on_step=False, on_epoch=True,
+                 prog_bar=stage != "test")
+        return loss
+
+    def _log_metrics(self, stage: str) -> None:
+        self.log_dict(self.metrics[f"{stage}_"].compute(), prog_bar=stage == "val")
+        self.metrics[f"{stage}_"].reset()
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self):
+        self._log_metrics("train")
+
+    def on_validation_epoch_end(self):
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self):
+        self._log_metrics("test")
+
+    def predict_step(self, batch, batch_idx):
+        return {"row": batch.row, "pred": self(batch)}
+
+    def configure_optimizers(self):
+        head_params = [p for p in self.head.parameters() if p.requires_grad]
+        enc_params = [p for p in self.encoder.parameters() if p.requires_grad]
+        groups = [{"params": head_params, "name": "head"}]
+        if enc_params:
+            groups.append({"params": enc_params, "name": "encoder", "lr_ratio": self.encoder_lr_ratio})
+        optimizer = self.optimizer_factory(params=groups)
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] * group.get("lr_ratio", 1.0)
+            group["initial_lr"] = group["lr"]
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
+                                                         "monitor": "val/rmse"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        head = head_header(self.name, self.head, self.target_names, self.scaler, encoder_fingerprint(self.encoder))
+        checkpoint["molgnn"] = make_header("model", self.encoder, heads=[head],
+                                           pretraining=getattr(self.encoder, "pretraining", None))
