@@ -1,0 +1,38 @@
+"""Shared fixtures: small committed data files and a Hydra composer for the project's configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def compose(tmp_path):
+    """compose(config_name, overrides) -> DictConfig with paths pointed into tmp_path."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import molgnn.cli  # noqa: F401  (registers the molgnn_root resolver)
+
+    def _compose(name: str, overrides: list[str] | None = None):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            return hydra_compose(config_name=name, overrides=[
+                f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={tmp_path / 'out'}",
+                *(overrides or [])], return_hydra_config=False)
+
+    return _compose
