@@ -10,6 +10,8 @@ from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout
 
+NORMS = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": lambda dim: nn.Identity()}
+
 
 class GINEEncoder(nn.Module):
     """Molecular graph -> embedding.
@@ -21,21 +23,24 @@ class GINEEncoder(nn.Module):
     family = "gine"
 
     def __init__(self, spec: FeaturizerSpec, hidden_dim: int = 300, num_layers: int = 5, dropout: float = 0.0,
-                 residual: bool = True, jk: str = "last", readout: str = "sum", train_eps: bool = False):
+                 residual: bool = True, jk: str = "last", readout: str = "sum", train_eps: bool = False,
+                 norm: str = "batch"):
         super().__init__()
         if jk not in ("last", "cat", "max"):
             raise ValueError(f"encoder.jk must be 'last', 'cat' or 'max', got {jk!r}")
+        if norm not in NORMS:
+            raise ValueError(f"encoder.norm must be one of {sorted(NORMS)}, got {norm!r}")
         self.spec = spec
         self.args = dict(hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout, residual=residual,
-                         jk=jk, readout=readout, train_eps=train_eps)
+                         jk=jk, readout=readout, train_eps=train_eps, norm=norm)
         self.atom_embedding = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)
         self.bond_embeddings = nn.ModuleList(
             FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim) for _ in range(num_layers))
         self.convs = nn.ModuleList(
-            GINEConv(nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(),
+            GINEConv(nn.Sequential(nn.Linear(hidden_dim, hidden_dim), NORMS[norm](hidden_dim), nn.ReLU(),
                                    nn.Linear(hidden_dim, hidden_dim)), train_eps=train_eps)
             for _ in range(num_layers))
-        self.norms = nn.ModuleList(nn.BatchNorm1d(hidden_dim) for _ in range(num_layers))
+        self.norms = nn.ModuleList(NORMS[norm](hidden_dim) for _ in range(num_layers))
         self.dropout = nn.Dropout(dropout)
         self.jk = JumpingKnowledge(jk, hidden_dim, num_layers) if jk != "last" else None
         self.node_dim = hidden_dim * num_layers if jk == "cat" else hidden_dim
