@@ -26,8 +26,13 @@ def build_loggers(cfg: DictConfig) -> list:
     return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
-def train(cfg: DictConfig, out_dir: Path) -> dict[str, float]:
-    """Run one training job and write its outputs into ``out_dir``. Returns the metrics dict."""
+def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float]:
+    """Run one training job and write its outputs into ``out_dir`` (default ``cfg.paths.output_dir``; when
+    given it replaces that key, so checkpoints and logs land there too). Returns the metrics dict."""
+    if out_dir is not None:
+        cfg = cfg.copy()
+        OmegaConf.update(cfg, "paths.output_dir", str(out_dir), force_add=True)
+    out_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -68,7 +73,7 @@ def _write_test_predictions(trainer, task, datamodule, best, out_dir: Path) -> N
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 @user_errors_as_one_line("molgnn-train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    metrics = train(cfg, HydraConfig.get().runtime.output_dir)
     return metrics.get("val/rmse")
 
 
