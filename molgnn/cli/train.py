@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from molgnn.cli import CONF_DIR, user_errors_as_one_line
 from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
+from molgnn.tasks.timing import EpochTimer
 
 log = logging.getLogger("molgnn.train")
 
@@ -44,14 +45,15 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     head = instantiate(cfg.head)(in_dim=encoder.out_dim, out_dim=datamodule.num_targets)
     task = instantiate(cfg.task)(encoder=encoder, head=head, scaler=datamodule.scaler,
                                  target_names=datamodule.target_names)
-    trainer = instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg) or False)
+    timer = EpochTimer()
+    trainer = instantiate(cfg.trainer, callbacks=[*build_callbacks(cfg), timer], logger=build_loggers(cfg) or False)
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     best = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
     val = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
     test = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
     metrics = clean_metrics({k: v for k, v in val.items() if not k.endswith("loss")},
                             {k: v for k, v in test.items() if not k.endswith("loss")})
-    metrics["epochs"] = trainer.current_epoch
+    metrics.update(epochs=trainer.current_epoch, **timer.summary())
     write_json(metrics, out_dir / "metrics.json")
     _write_test_predictions(trainer, task, datamodule, best, out_dir)
     log.info("test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/") and v})

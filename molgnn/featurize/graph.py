@@ -1,7 +1,7 @@
 """Molecule -> integer feature rows -> PyG ``Data``.
 
-A spec is compiled once into RDKit getters plus numpy lookup tables, so per molecule the work is one pass
-over atoms and bonds and one vectorised table lookup.
+A spec is compiled once into RDKit getters plus lookup dicts, so per molecule the work is one getter call and
+one dict lookup per feature value, then a single array conversion.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from torch_geometric.data import Data
 
 from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.featurize.spec import FeatureVocab, FeaturizerSpec
-
-_LO, _HI = -16, 256  # raw integer codes are clipped into this range before lookup
-
 
 def _enum(namespace):
     return lambda name: int(namespace.names[name])
@@ -60,27 +57,24 @@ class GraphArrays:
         )
 
 
-def _lookup_table(vocab: FeatureVocab, to_code) -> np.ndarray:
-    table = np.full(_HI - _LO, vocab.unknown_index, dtype=np.int64)
-    for index, value in enumerate(vocab.values):
-        table[to_code(value) - _LO] = index
-    return table
+def _lookup(vocab: FeatureVocab, to_code) -> dict:
+    """RDKit code -> vocabulary index. RDKit enums are int subclasses, so they hash and compare as ints."""
+    return {to_code(value): index for index, value in enumerate(vocab.values)}
 
 
-def _compile(features: tuple[FeatureVocab, ...], getters: dict, kind: str):
+def _compile(features: tuple[FeatureVocab, ...], getters: dict, kind: str) -> list[tuple]:
     unknown = [f.name for f in features if f.name not in getters]
     if unknown:
         raise ValueError(f"unknown {kind} feature(s) {unknown}; known: {sorted(getters)}")
-    funcs = [getters[f.name][0] for f in features]
-    tables = np.stack([_lookup_table(f, getters[f.name][1]) for f in features]) if features else None
-    return funcs, tables
+    return [(getters[f.name][0], _lookup(f, getters[f.name][1]), f.unknown_index) for f in features]
 
 
-def _apply(tables: np.ndarray, codes: list[list[int]], width: int) -> np.ndarray:
-    if not codes:
-        return np.zeros((0, width), dtype=np.int64)
-    raw = np.clip(np.asarray(codes, dtype=np.int64) - _LO, 0, _HI - _LO - 1)
-    return tables[np.arange(width)[None, :], raw]
+def _columns(items: list, compiled: list[tuple]) -> np.ndarray:
+    """Feature matrix long [len(items), F], built column by column (one dict lookup per value)."""
+    if not items:
+        return np.zeros((0, len(compiled)), dtype=np.int64)
+    cols = [[table.get(get(item), unk) for item in items] for get, table, unk in compiled]
+    return np.array(cols, dtype=np.int64).T
 
 
 class MolFeaturizer:
@@ -88,20 +82,20 @@ class MolFeaturizer:
 
     def __init__(self, spec: FeaturizerSpec):
         self.spec = spec
-        self._atom_funcs, self._atom_tables = _compile(spec.atom_features, ATOM_GETTERS, "atom")
-        self._bond_funcs, self._bond_tables = _compile(spec.bond_features, BOND_GETTERS, "bond")
+        self._atom = _compile(spec.atom_features, ATOM_GETTERS, "atom")
+        self._bond = _compile(spec.bond_features, BOND_GETTERS, "bond")
 
     def __call__(self, mol: Chem.Mol) -> GraphArrays:
-        atom_codes = [[f(a) for f in self._atom_funcs] for a in mol.GetAtoms()]
-        x = _apply(self._atom_tables, atom_codes, len(self._atom_funcs))
-        bonds = list(mol.GetBonds())
-        ends = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in bonds], dtype=np.int64)
-        ends = ends.reshape(-1, 2)
-        # each bond in both directions, interleaved: (i->j, j->i) for bond k at columns 2k, 2k+1
-        edge_index = np.stack([ends, ends[:, ::-1]], axis=1).reshape(-1, 2).T.copy()
-        bond_codes = [[f(b) for f in self._bond_funcs] for b in bonds]
-        edge_attr = np.repeat(_apply(self._bond_tables, bond_codes, len(self._bond_funcs)), 2, axis=0)
-        return GraphArrays(x, edge_index, edge_attr)
+        atoms = [mol.GetAtomWithIdx(i) for i in range(mol.GetNumAtoms())]  # faster than iterating GetAtoms()
+        bonds = [mol.GetBondWithIdx(i) for i in range(mol.GetNumBonds())]
+        begin = [b.GetBeginAtomIdx() for b in bonds]
+        end = [b.GetEndAtomIdx() for b in bonds]
+        # each bond in both directions, interleaved: bond k is edges 2k (begin->end) and 2k+1 (end->begin)
+        edge_index = np.empty((2, 2 * len(bonds)), dtype=np.int64)
+        edge_index[0, 0::2] = edge_index[1, 1::2] = begin
+        edge_index[0, 1::2] = edge_index[1, 0::2] = end
+        edge_attr = np.repeat(_columns(bonds, self._bond), 2, axis=0)
+        return GraphArrays(np.ascontiguousarray(_columns(atoms, self._atom)), edge_index, edge_attr)
 
 
 @lru_cache(maxsize=8)
