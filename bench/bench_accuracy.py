@@ -25,7 +25,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--extra", nargs="*", default=[])
-    parser.add_argument("--out", default=None, help="directory for run outputs (default: a temp dir)")
+    parser.add_argument("--out", default=None, help="directory for run outputs (default: a temp dir); runs "
+                        "already there are reused, so an interrupted benchmark continues")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="molgnn-acc-"))
     jobs = [(d, s) for d in args.datasets for s in args.seeds]
@@ -41,7 +42,7 @@ def main() -> None:
     for d in args.datasets:
         ms = [results[(d, s)] for s in args.seeds]
         rows.append([d, mean_std([m["test/rmse"] for m in ms]), mean_std([m["test/mae"] for m in ms]),
-                     f"{statistics.median(m['time/epoch_median_s'] for m in ms):.2f}",
+                     f"{statistics.median(m.get('time/epoch_median_s', float('nan')) for m in ms):.2f}",
                      f"{statistics.median(m['epochs'] for m in ms):.0f}", REFERENCE.get(d, "")])
     print(f"overrides: {args.extra or '(defaults)'}; seeds {args.seeds}; outputs in {out}")
     print(markdown_table(["dataset (scaffold)", "test RMSE", "test MAE", "s/epoch (median)", "epochs",

@@ -14,7 +14,9 @@ DATASETS = ("esol", "freesolv", "lipophilicity")
 
 
 def run_train(overrides: list[str], run_dir: Path, threads: int | None = None) -> dict:
-    """One molgnn-train run (quiet) into ``run_dir``; returns its metrics.json."""
+    """One molgnn-train run (quiet) into ``run_dir``; returns its metrics.json (reused if the run exists)."""
+    if (run_dir / "metrics.json").exists():
+        return json.loads((run_dir / "metrics.json").read_text())
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)

@@ -18,9 +18,7 @@ class EpochTimer(Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         self._start = time.perf_counter()
 
-    def on_validation_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking or not trainer.training:
-            return
+    def on_train_epoch_end(self, trainer, pl_module):  # runs after the epoch's validation loop
         self.epoch_seconds.append(time.perf_counter() - self._start)
 
     def summary(self) -> dict[str, float]:
