@@ -91,3 +91,15 @@ def test_train_resumes_from_last_checkpoint(compose, fixtures, tmp_path):
     metrics = train(resumed, tmp_path / "b")
     assert metrics["epochs"] == 3
     assert torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_multirun_sweep_writes_one_metrics_file_per_seed(fixtures, tmp_path):
+    cmd = [sys.executable, "-m", "molgnn.cli.train", "-m", "seed=0,1", "data=csv",
+           f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
+           "trainer.max_epochs=1", "logger=none", "~callbacks.lr_monitor", f"paths.cache_dir={tmp_path / 'c'}",
+           f"hydra.sweep.dir={tmp_path / 'sweep'}", *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = [json.loads((tmp_path / "sweep" / str(i) / "metrics.json").read_text()) for i in (0, 1)]
+    assert runs[0]["test/rmse"] != runs[1]["test/rmse"]  # the seed reaches the model
