@@ -1,0 +1,228 @@
+"""Unlabeled SMILES corpora for pretraining: read -> (sample) -> featurize in parallel chunks (cached) ->
+exclude benchmark molecules -> optional RDKit descriptors -> train/val loaders.
+
+Any .smi/.csv/.tsv/.txt file, optionally .gz, of any size: molecules are featurized chunk by chunk in worker
+processes into ``PackedGraphs``, so no more than one chunk of RDKit molecules exists at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from rdkit import Chem
+from torch.utils.data import Dataset
+from torch_geometric.loader import DataLoader
+
+from molgnn.chem.parse import ParseFailure, parse_smiles
+from molgnn.data.graphs import PackedGraphs, featurize_smiles
+from molgnn.data.table import check_readable, read_frame
+from molgnn.errors import InputFileError
+from molgnn.featurize.descriptors import DescriptorScaler, check_names, compute_descriptors_cached, map_chunks
+from molgnn.featurize.spec import FeaturizerSpec
+
+log = logging.getLogger(__name__)
+
+
+def read_smiles_column(path: str | Path, smiles_col: str) -> list[str]:
+    """The SMILES of a table (.csv/.tsv: column ``smiles_col``, matched case-insensitively; .smi/.txt:
+    first token of each line, a header line ``smiles`` skipped)."""
+    p = check_readable(path)
+    frame = read_frame(p)
+    cols = {str(c).lower(): c for c in frame.columns}
+    if "id" in frame.columns and list(frame.columns) == ["smiles", "id"]:  # .smi/.txt
+        smiles = frame["smiles"].tolist()
+        return smiles[1:] if smiles and smiles[0].lower() == smiles_col.lower() else smiles
+    if smiles_col.lower() not in cols:
+        raise InputFileError(f"{p}: no column {smiles_col!r} (from data.smiles_col); columns are: "
+                             f"{', '.join(map(str, frame.columns[:20]))}")
+    return frame[cols[smiles_col.lower()]].astype(str).tolist()
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:20]
+
+
+def canonical_chunk(smiles: Sequence) -> list[str]:
+    """Canonical SMILES without stereo ("" when unparsable): stereoisomers of an excluded molecule match."""
+    out = []
+    for s in smiles:
+        mol = parse_smiles(s)
+        out.append("" if isinstance(mol, ParseFailure) else Chem.MolToSmiles(mol, isomericSmiles=False))
+    return out
+
+
+def canonical_smiles(smiles: Sequence, num_workers: int | None = None) -> list[str]:
+    return [c for part in map_chunks(canonical_chunk, list(smiles), (), num_workers) for c in part]
+
+
+def excluded_smiles(entries: Sequence[dict]) -> set[str]:
+    """Canonical SMILES named by ``exclude`` entries: ``{path, smiles_col, split_path?, keys?}`` (with a
+    split file, only the rows of its ``keys``, default ["test"]; without, every row)."""
+    out: set[str] = set()
+    for entry in entries or []:
+        smiles = read_smiles_column(entry["path"], entry.get("smiles_col", "smiles"))
+        if entry.get("split_path"):
+            try:
+                split = json.loads(Path(entry["split_path"]).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise InputFileError(f"{entry['split_path']}: unreadable split file (data.exclude): {exc}") from None
+            rows = sorted({int(r) for key in entry.get("keys", ["test"]) for r in split[key]})
+            smiles = [smiles[r] for r in rows]
+        out.update(c for c in canonical_smiles(smiles, 0) if c)
+    return out
+
+
+def _cached(cache_dir, name: str, compute):
+    """Load ``cache_dir/name`` (a weights_only torch file) or compute and store it."""
+    if cache_dir is None:
+        return compute()
+    path = Path(cache_dir) / name
+    if path.exists():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as exc:
+            log.warning("ignoring unreadable cache %s: %s", path, exc)
+    blob = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return blob
+
+
+class UnlabeledGraphs(Dataset):
+    """Graphs ``rows`` of a packed corpus as PyG ``Data`` (+ ``desc`` float [1, D] when descriptors are on)."""
+
+    def __init__(self, graphs: PackedGraphs, rows: torch.Tensor, desc: torch.Tensor | None = None):
+        self.graphs, self.rows, self.desc = graphs, rows, desc
+
+    def __len__(self) -> int:
+        return self.rows.numel()
+
+    def __getitem__(self, k: int):
+        g = int(self.rows[k])
+        data = self.graphs.get(g)
+        if self.desc is not None:
+            data.desc = self.desc[g : g + 1]
+        return data
+
+
+class UnlabeledDataModule(L.LightningDataModule):
+    """SMILES file -> pretraining train/val graph loaders.
+
+    ``max_molecules``: use a seeded random sample of this many rows (null: all). ``exclude``: list of
+    ``{path, smiles_col, split_path, keys}``; corpus molecules whose stereo-free canonical SMILES match are
+    dropped (and counted in ``num_excluded``); ``exclude_enabled=False`` switches this off. ``descriptors``: attach standardized RDKit 2D descriptors
+    (scaler fitted on the training rows) as ``data.desc``.
+    """
+
+    def __init__(self, path: str, spec: FeaturizerSpec, smiles_col: str = "smiles", name: str | None = None,
+                 batch_size: int = 128, num_workers: int = 0, featurize_workers: int | None = None,
+                 cache_dir: str | None = None, max_molecules: int | None = None, seed: int = 0,
+                 val_fraction: float = 0.02, max_val: int = 2000, exclude: list | None = None,
+                 exclude_enabled: bool = True,
+                 descriptors: bool = False, descriptor_names: list[str] | None = None, descriptor_clip: float = 6.0):
+        super().__init__()
+        self.path, self.spec, self.smiles_col = Path(path), spec, smiles_col
+        self.name = name or self.path.name.split(".")[0]
+        self.batch_size, self.num_workers, self.featurize_workers = batch_size, num_workers, featurize_workers
+        self.cache_dir, self.max_molecules, self.seed = cache_dir, max_molecules, seed
+        self.val_fraction, self.max_val, self.exclude = val_fraction, max_val, list(exclude or [])
+        if not exclude_enabled:
+            self.exclude = []
+        self.use_descriptors, self.descriptor_clip = descriptors, descriptor_clip
+        self.descriptor_names = check_names(descriptor_names) if descriptors else None
+        self.descriptor_scaler: DescriptorScaler | None = None
+        self.num_excluded = self.num_failed = 0
+        self._ready = False
+
+    @property
+    def num_descriptors(self) -> int:
+        return len(self.descriptor_scaler.names) if self.descriptor_scaler else 0
+
+    def _sample(self, smiles: list[str]) -> list[str]:
+        if not self.max_molecules or self.max_molecules >= len(smiles):
+            return smiles
+        keep = np.sort(np.random.default_rng(self.seed).choice(len(smiles), self.max_molecules, replace=False))
+        return [smiles[i] for i in keep]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        smiles = self._sample(read_smiles_column(self.path, self.smiles_col))
+        if not smiles:
+            raise InputFileError(f"{self.path}: no SMILES rows")
+        key = f"{file_digest(self.path)}-{hashlib.sha256(self.smiles_col.encode()).hexdigest()[:6]}" \
+              f"-n{len(smiles)}-s{self.seed if self.max_molecules else 0}"
+        feats = _cached(self.cache_dir, f"corpus-{key}-{self.spec.fingerprint()}.pt", lambda: self._featurize(smiles))
+        self.graphs = PackedGraphs.from_dict(feats)
+        graph_index = feats["graph_index"]
+        usable = graph_index >= 0
+        self.num_failed = int((~usable).sum())
+        if self.exclude:
+            usable &= ~self._excluded_mask(smiles, key)
+        rows = torch.nonzero(usable).flatten()
+        if rows.numel() < 2:
+            raise InputFileError(f"{self.path}: fewer than 2 usable molecules ({self.num_failed} unparsable, "
+                                 f"{self.num_excluded} excluded)")
+        perm = rows[torch.randperm(rows.numel(), generator=torch.Generator().manual_seed(self.seed))]
+        n_val = max(1, min(self.max_val, int(round(self.val_fraction * rows.numel()))))
+        split = {"valid": perm[:n_val].sort().values, "train": perm[n_val:].sort().values}
+        desc = self._descriptors(smiles, key, rows, graph_index, split["train"]) if self.use_descriptors else None
+        self.datasets = {k: UnlabeledGraphs(self.graphs, graph_index[v], desc) for k, v in split.items()}
+        self.num_molecules = int(rows.numel())
+        log.info("%s: %d SMILES, %d unparsable, %d excluded (benchmark molecules), %d used (%d train, %d val)",
+                 self.path, len(smiles), self.num_failed, self.num_excluded, self.num_molecules,
+                 len(split["train"]), len(split["valid"]))
+        self._ready = True
+
+    def _featurize(self, smiles: list[str]) -> dict:
+        result = featurize_smiles(smiles, self.spec, self.featurize_workers)
+        return {**result.graphs.to_dict(), "graph_index": result.graph_index}
+
+    def _excluded_mask(self, smiles: list[str], key: str) -> torch.Tensor:
+        banned = excluded_smiles(self.exclude)
+        canon = _cached(self.cache_dir, f"canonical-{key}.pt",
+                        lambda: canonical_smiles(smiles, self.featurize_workers))
+        mask = torch.tensor([c in banned for c in canon], dtype=torch.bool)
+        self.num_excluded = int(mask.sum())
+        return mask
+
+    def _descriptors(self, smiles, key, rows, graph_index, train_rows) -> torch.Tensor:
+        """Standardized descriptors indexed by graph: float32 [num_graphs, D] (scaler fitted on train rows)."""
+        raw = compute_descriptors_cached(key, smiles, self.descriptor_names, self.cache_dir, self.featurize_workers)
+        self.descriptor_scaler = DescriptorScaler.fit(raw[train_rows.numpy()], self.descriptor_names,
+                                                      clip=self.descriptor_clip)
+        out = torch.zeros(len(self.graphs), self.num_descriptors)
+        out[graph_index[rows]] = torch.from_numpy(self.descriptor_scaler.transform(raw[rows.numpy()]))
+        return out
+
+    def info(self) -> dict:
+        """Corpus facts for the encoder header (primitives only)."""
+        return {"name": self.name, "path": str(self.path), "size": self.num_molecules,
+                "max_molecules": self.max_molecules, "seed": self.seed, "unparsable": self.num_failed,
+                "excluded": self.num_excluded, "exclude_files": [str(e["path"]) for e in self.exclude],
+                "descriptors": list(self.descriptor_scaler.names) if self.descriptor_scaler else None}
+
+    def _loader(self, key: str, shuffle: bool) -> DataLoader:
+        drop_last = shuffle and len(self.datasets[key]) > self.batch_size  # no 1-graph batches for contrastive
+        return DataLoader(self.datasets[key], batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", shuffle=False)

@@ -1,0 +1,173 @@
+"""RDKit 2D descriptors (``rdkit.Chem.Descriptors``): parallel computation, an on-disk cache, and a scaler.
+
+Used as a pretraining target (CheMeleon-style descriptor regression) and as extra input features for a
+property head (Chemprop's ``rdkit_2d``). Values are float32 [R, D]; a row whose SMILES does not parse and
+a descriptor that fails on a molecule are NaN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rdkit.Chem import Descriptors
+
+from molgnn.chem.parse import ParseFailure, parse_smiles
+from molgnn.errors import MolgnnError
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 500
+PARALLEL_MIN_ROWS = 1000
+ALL_DESCRIPTORS: tuple[str, ...] = tuple(name for name, _ in Descriptors._descList)
+_FUNCTIONS = dict(Descriptors._descList)
+
+
+def check_names(names: Sequence[str] | None) -> list[str]:
+    """The descriptor names to compute (default: every ``rdkit.Chem.Descriptors`` descriptor)."""
+    names = list(ALL_DESCRIPTORS if names is None else names)
+    unknown = [n for n in names if n not in _FUNCTIONS]
+    if unknown:
+        raise MolgnnError(f"unknown RDKit descriptor(s) {unknown[:5]} (descriptor_names); "
+                          f"known: see rdkit.Chem.Descriptors._descList")
+    return names
+
+
+def mol_descriptors(mol, names: Sequence[str]) -> np.ndarray:
+    """float64 [D] descriptors of one sanitized Mol; a descriptor that raises is NaN."""
+    out = np.full(len(names), np.nan)
+    for j, name in enumerate(names):
+        try:
+            out[j] = float(_FUNCTIONS[name](mol))
+        except Exception:  # RDKit descriptors raise on a few exotic molecules
+            pass
+    return out
+
+
+def descriptors_chunk(smiles: Sequence, names: Sequence[str]) -> np.ndarray:
+    """float32 [R, D] for a chunk of SMILES (NaN rows for unparsable SMILES); values beyond float32 are NaN."""
+    out = np.full((len(smiles), len(names)), np.nan)
+    for i, s in enumerate(smiles):
+        mol = parse_smiles(s)
+        if not isinstance(mol, ParseFailure):
+            out[i] = mol_descriptors(mol, names)
+    out[~np.isfinite(out) | (np.abs(out) > 1e30)] = np.nan
+    return out.astype(np.float32)
+
+
+def _star(args):
+    fn, chunk, extra = args
+    return fn(chunk, *extra)
+
+
+def map_chunks(fn: Callable, items: Sequence, extra: tuple = (), num_workers: int | None = None,
+               chunk_rows: int = CHUNK_ROWS) -> list:
+    """``[fn(chunk, *extra) for chunk in chunks(items)]`` in forked worker processes when there are many
+    items (``num_workers=None``: every core; 0 or 1: this process). Results keep the input order."""
+    workers = (os.cpu_count() or 1) if num_workers is None else num_workers
+    jobs = [(fn, items[i : i + chunk_rows], extra) for i in range(0, len(items), chunk_rows)]
+    if workers > 1 and len(items) >= PARALLEL_MIN_ROWS:
+        with mp.get_context("fork").Pool(workers) as pool:
+            return list(pool.imap(_star, jobs))
+    return [_star(job) for job in jobs]
+
+
+def compute_descriptors(smiles: Sequence, names: Sequence[str] | None = None,
+                        num_workers: int | None = None) -> np.ndarray:
+    """float32 [R, D] RDKit descriptors of R SMILES, computed in parallel chunks."""
+    names = check_names(names)
+    parts = map_chunks(descriptors_chunk, list(smiles), (names,), num_workers)
+    return np.concatenate(parts) if parts else np.zeros((0, len(names)), dtype=np.float32)
+
+
+def names_digest(names: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+
+
+def compute_descriptors_cached(data_key: str, smiles: Sequence, names: Sequence[str] | None,
+                               cache_dir: str | Path | None, num_workers: int | None = None) -> np.ndarray:
+    """``compute_descriptors`` cached under ``cache_dir`` by ``data_key`` (identifies the file and rows,
+    e.g. its content hash) + the descriptor list; a second run does no RDKit work."""
+    names = check_names(names)
+    if cache_dir is None:
+        return compute_descriptors(smiles, names, num_workers)
+    path = Path(cache_dir) / f"descriptors-{data_key}-{names_digest(names)}.pt"
+    if path.exists():
+        try:
+            blob = torch.load(path, weights_only=True)
+            if blob["names"] == names and blob["values"].shape[0] == len(smiles):
+                log.info("descriptor cache hit: %s", path)
+                return blob["values"].numpy()
+        except Exception as exc:  # a damaged cache is rebuilt, never trusted
+            log.warning("ignoring unreadable descriptor cache %s: %s", path, exc)
+    log.info("computing %d RDKit descriptors for %d molecules", len(names), len(smiles))
+    values = compute_descriptors(smiles, names, num_workers)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"names": names, "values": torch.from_numpy(values)}, tmp)
+    os.replace(tmp, path)
+    return values
+
+
+@dataclass
+class DescriptorScaler:
+    """Standardize descriptors with statistics of a fitting set.
+
+    ``fit`` keeps descriptors that are finite for at least ``min_finite`` of the rows and not constant;
+    raw values are clipped to the fitting set's [0.1%, 99.9%] quantiles, standardized, clipped to
+    ``[-clip, clip]``; missing values become 0 (the mean). ``transform``: float [R, D_all] -> float32 [R, D].
+    """
+
+    names: list[str]
+    index: list[int]
+    low: np.ndarray
+    high: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    clip: float = 6.0
+
+    @classmethod
+    def fit(cls, values: np.ndarray, names: Sequence[str], clip: float = 6.0,
+            min_finite: float = 0.99) -> DescriptorScaler:
+        values = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(values).mean(axis=0) >= min_finite if len(values) else np.zeros(len(names), bool)
+        low = np.nanquantile(values[:, finite], 0.001, axis=0)
+        high = np.nanquantile(values[:, finite], 0.999, axis=0)
+        clipped = np.clip(values[:, finite], low, high)
+        mean, std = np.nanmean(clipped, axis=0), np.nanstd(clipped, axis=0)
+        varies = std > 1e-8
+        index = np.flatnonzero(finite)[varies]
+        dropped = len(names) - len(index)
+        if dropped:
+            log.info("descriptors: kept %d of %d (dropped %d failing/non-finite/constant)", len(index),
+                     len(names), dropped)
+        return cls([names[i] for i in index], index.tolist(), low[varies], high[varies], mean[varies],
+                   std[varies], clip)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        x = np.asarray(values, dtype=np.float64)[:, self.index]
+        z = (np.clip(x, self.low, self.high) - self.mean) / self.std
+        return np.nan_to_num(np.clip(z, -self.clip, self.clip), nan=0.0).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "index": list(self.index), "low": self.low.tolist(),
+                "high": self.high.tolist(), "mean": self.mean.tolist(), "std": self.std.tolist(),
+                "clip": float(self.clip)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DescriptorScaler:
+        return cls(list(d["names"]), list(d["index"]), np.asarray(d["low"]), np.asarray(d["high"]),
+                   np.asarray(d["mean"]), np.asarray(d["std"]), float(d["clip"]))
+
+    def transform_smiles(self, smiles: Sequence, num_workers: int | None = 0) -> np.ndarray:
+        """Compute this scaler's descriptors for SMILES and standardize: float32 [R, D]."""
+        raw = compute_descriptors(smiles, self.names, num_workers)
+        return DescriptorScaler(self.names, list(range(len(self.names))), self.low, self.high, self.mean,
+                                self.std, self.clip).transform(raw)

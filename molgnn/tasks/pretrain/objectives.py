@@ -1,0 +1,125 @@
+"""Pretraining objectives: small modules with pretext heads, each ``forward(encoder, batch) -> (loss, logs)``.
+
+Build-time facts (embedding width, featurizer spec, number of descriptors) come in a ``PretrainContext``;
+YAML holds only the objectives' own hyperparameters. The pretext heads live here, never in the encoder, so
+an exported encoder carries none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.tasks.pretrain.augment import (
+    drop_edges, mask_atoms, random_bond_keep, random_node_mask, remove_subgraph)
+
+
+@dataclass(frozen=True)
+class PretrainContext:
+    """``dim``: encoder.out_dim; ``spec``: the encoder's featurizer spec; ``num_descriptors``: D of data.desc."""
+
+    dim: int
+    spec: FeaturizerSpec
+    num_descriptors: int = 0
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Module:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+
+def _feature_index(vocabs, name: str) -> int:
+    names = [v.name for v in vocabs]
+    if name not in names:
+        raise ValueError(f"featurizer has no feature {name!r} to predict; it has {names}")
+    return names.index(name)
+
+
+class AttributeMasking(nn.Module):
+    """Hu et al. 2020: mask ``mask_rate`` of the atoms (whole feature row -> unknown buckets) and the bonds
+    touching them; predict the masked atoms' element (cross-entropy over the ``atom_target`` vocabulary) and,
+    with ``predict_bonds``, the masked bonds' type from the sum of their two atoms' embeddings."""
+
+    def __init__(self, context: PretrainContext, mask_rate: float = 0.15, predict_bonds: bool = True,
+                 atom_target: str = "atomic_num", bond_target: str = "bond_type"):
+        super().__init__()
+        spec = context.spec
+        self.spec, self.mask_rate, self.predict_bonds = spec, mask_rate, predict_bonds
+        self.atom_col = _feature_index(spec.atom_features, atom_target)
+        self.bond_col = _feature_index(spec.bond_features, bond_target)
+        node_dim = context.dim
+        self.atom_head = nn.Linear(node_dim, spec.atom_features[self.atom_col].size)
+        self.bond_head = nn.Linear(node_dim, spec.bond_features[self.bond_col].size) if predict_bonds else None
+
+    def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        nodes = random_node_mask(batch, self.mask_rate)
+        src, dst = batch.edge_index
+        edges = nodes[src] | nodes[dst]
+        h = encoder.node_embeddings(mask_atoms(batch, nodes, self.spec, edges if self.predict_bonds else None))
+        logits = self.atom_head(h[nodes])
+        target = batch.x[nodes, self.atom_col]
+        loss = F.cross_entropy(logits, target)
+        logs = {"atom_acc": (logits.argmax(1) == target).float().mean()}
+        if self.bond_head is not None:
+            pair = edges.clone()
+            pair[1::2] = False  # one edge per masked bond
+            if pair.any():
+                bond_logits = self.bond_head(h[src[pair]] + h[dst[pair]])
+                bond_target = batch.edge_attr[pair, self.bond_col]
+                loss = loss + F.cross_entropy(bond_logits, bond_target)
+                logs["bond_acc"] = (bond_logits.argmax(1) == bond_target).float().mean()
+        return loss, logs
+
+
+class Contrastive(nn.Module):
+    """GraphCL / MolCLR: two augmented views of each molecule (atom masking, then bond deletion or
+    subgraph removal, chosen at random per view), NT-Xent over projected graph embeddings."""
+
+    def __init__(self, context: PretrainContext, proj_dim: int = 128, temperature: float = 0.1,
+                 atom_mask_rate: float = 0.25, bond_drop_rate: float = 0.25, subgraph_fraction: float = 0.25):
+        super().__init__()
+        self.spec, self.temperature = context.spec, temperature
+        self.atom_mask_rate, self.bond_drop_rate, self.subgraph_fraction = atom_mask_rate, bond_drop_rate, subgraph_fraction
+        self.projection = _mlp(context.dim, context.dim, proj_dim)
+
+    def view(self, batch):
+        out = mask_atoms(batch, random_node_mask(batch, self.atom_mask_rate), self.spec)
+        if torch.rand(()) < 0.5:
+            return drop_edges(out, random_bond_keep(out.edge_index.size(1), self.bond_drop_rate, out.x.device))
+        return remove_subgraph(out, self.subgraph_fraction, self.spec)
+
+    def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        z1 = F.normalize(self.projection(encoder.embed(self.view(batch))), dim=1)
+        z2 = F.normalize(self.projection(encoder.embed(self.view(batch))), dim=1)
+        loss, acc = nt_xent(z1, z2, self.temperature)
+        return loss, {"pair_acc": acc}
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """NT-Xent (SimCLR) for unit vectors z1, z2 float [B, p]: each view must pick its partner among 2B-1."""
+    b = z1.size(0)
+    z = torch.cat([z1, z2])
+    sim = z @ z.t() / temperature
+    sim = sim.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf"))
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
+    return F.cross_entropy(sim, target), (sim.argmax(1) == target).float().mean()
+
+
+class DescriptorPrediction(nn.Module):
+    """CheMeleon idea: regress the standardized RDKit 2D descriptors ``batch.desc`` float [B, D] from the
+    graph embedding with an MLP head (MSE)."""
+
+    def __init__(self, context: PretrainContext, hidden_dim: int = 512):
+        super().__init__()
+        if context.num_descriptors <= 0:
+            raise ValueError("descriptor prediction needs descriptors on the corpus (data.descriptors=true)")
+        self.head = _mlp(context.dim, hidden_dim, context.num_descriptors)
+
+    def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        pred = self.head(encoder.embed(batch))
+        loss = F.mse_loss(pred, batch.desc)
+        r2 = 1 - ((pred - batch.desc) ** 2).sum() / ((batch.desc - batch.desc.mean(0)) ** 2).sum().clamp(min=1e-8)
+        return loss, {"r2": r2}
