@@ -42,9 +42,11 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     datamodule = instantiate(cfg.data, _partial_=True)(split=instantiate(cfg.split), spec=encoder.spec)
     datamodule.setup("fit")
     write_invalid_rows(datamodule.invalid_rows, out_dir, datamodule.path)
-    head = instantiate(cfg.head)(in_dim=encoder.out_dim, out_dim=datamodule.num_targets)
+    num_desc = getattr(datamodule, "num_descriptors", 0)  # data.descriptors=true: head sees [h || desc]
+    head = instantiate(cfg.head)(in_dim=encoder.out_dim + num_desc, out_dim=datamodule.num_targets)
     task = instantiate(cfg.task)(encoder=encoder, head=head, scaler=datamodule.scaler,
-                                 target_names=datamodule.target_names)
+                                 target_names=datamodule.target_names,
+                                 **({"descriptor_scaler": datamodule.descriptor_scaler} if num_desc else {}))
     timer = EpochTimer()
     trainer = instantiate(cfg.trainer, callbacks=[*build_callbacks(cfg), timer], logger=build_loggers(cfg) or False)
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

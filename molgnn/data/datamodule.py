@@ -11,20 +11,24 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.loader import DataLoader
 
-from molgnn.data.graphs import PackedGraphs, featurize_file_cached
+from molgnn.data.graphs import PackedGraphs, cache_key, featurize_file_cached
 from molgnn.data.scaler import TargetScaler
 from molgnn.data.table import read_labeled_table
 from molgnn.errors import InputFileError
+from molgnn.featurize.descriptors import DescriptorScaler, check_names, compute_descriptors_cached
 from molgnn.featurize.spec import FeaturizerSpec
 
 log = logging.getLogger(__name__)
 
 
 class LabeledGraphs(Dataset):
-    """Rows of a table as PyG ``Data`` with ``y`` float [1, T] (NaN = missing) and ``row`` long [1]."""
+    """Rows of a table as PyG ``Data`` with ``y`` float [1, T] (NaN = missing) and ``row`` long [1]
+    (+ ``desc`` float [1, D], standardized RDKit descriptors, when ``desc`` [R, D] is given)."""
 
-    def __init__(self, graphs: PackedGraphs, graph_index: torch.Tensor, targets: torch.Tensor, rows: list[int]):
+    def __init__(self, graphs: PackedGraphs, graph_index: torch.Tensor, targets: torch.Tensor, rows: list[int],
+                 desc: torch.Tensor | None = None):
         self.graphs, self.graph_index, self.targets, self.rows = graphs, graph_index, targets, rows
+        self.desc = desc
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -34,6 +38,8 @@ class LabeledGraphs(Dataset):
         data = self.graphs.get(int(self.graph_index[row]))
         data.y = self.targets[row : row + 1]
         data.row = torch.tensor([row])
+        if self.desc is not None:
+            data.desc = self.desc[row : row + 1]
         return data
 
 
@@ -46,12 +52,15 @@ class MoleculeDataModule(L.LightningDataModule):
 
     def __init__(self, path: str, smiles_col: str, target_cols: list[str], split, spec: FeaturizerSpec,
                  batch_size: int = 64, num_workers: int = 0, featurize_workers: int | None = None,
-                 cache_dir: str | None = None, name: str | None = None):
+                 cache_dir: str | None = None, name: str | None = None, descriptors: bool = False,
+                 descriptor_names: list[str] | None = None):
         super().__init__()
         self.path, self.smiles_col, self.target_cols = Path(path), smiles_col, list(target_cols)
         self.splitter, self.spec, self.name = split, spec, name or Path(path).stem
         self.batch_size, self.num_workers = batch_size, num_workers
         self.featurize_workers, self.cache_dir = featurize_workers, cache_dir
+        self.descriptor_names = check_names(descriptor_names) if descriptors else None
+        self.descriptor_scaler: DescriptorScaler | None = None  # fitted on train rows when descriptors=True
         self.invalid_rows = pd.DataFrame(columns=["row", "line", "smiles", "reason"])
         self._ready = False
 
@@ -77,11 +86,24 @@ class MoleculeDataModule(L.LightningDataModule):
         targets = torch.from_numpy(table.targets)
         self.scaler = TargetScaler.fit(targets[self.split["train"]])
         self.smiles, self.target_names = table.smiles, table.target_names
-        self.datasets = {k: LabeledGraphs(feats.graphs, feats.graph_index, targets, rows)
+        desc = self._descriptors(table.smiles) if self.descriptor_names else None
+        self.datasets = {k: LabeledGraphs(feats.graphs, feats.graph_index, targets, rows, desc)
                          for k, rows in self.split.items()}
         log.info("%s: %d rows, %d usable, %d invalid; split %s", self.path, len(table.smiles), len(usable),
                  len(problems), {k: len(v) for k, v in self.split.items()})
         self._ready = True
+
+    def _descriptors(self, smiles: list[str]) -> torch.Tensor:
+        """Standardized RDKit descriptors of every row, float32 [R, D]; the scaler is fitted on train rows."""
+        key = f"{cache_key(self.path, self.smiles_col, self.spec).split('-')[0]}-table"
+        raw = compute_descriptors_cached(key, smiles, self.descriptor_names, self.cache_dir, self.featurize_workers)
+        self.descriptor_scaler = DescriptorScaler.fit(raw[self.split["train"]], self.descriptor_names)
+        return torch.from_numpy(self.descriptor_scaler.transform(raw))
+
+    @property
+    def num_descriptors(self) -> int:
+        """D of ``data.desc`` (0 when descriptors are off)."""
+        return len(self.descriptor_scaler.names) if self.descriptor_scaler else 0
 
     @property
     def num_targets(self) -> int:

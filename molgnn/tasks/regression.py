@@ -31,16 +31,19 @@ class RegressionTask(L.LightningModule):
 
     ``freeze_encoder``: encoder in eval mode with no gradients; the optimizer sees only the head.
     ``encoder_lr_ratio``: encoder learning rate = ratio x head learning rate when fine-tuning.
+    ``descriptor_scaler``: when given, the head sees [h || batch.desc] (standardized RDKit descriptors,
+    float [B, D]); the header records the scaler (names + statistics) so prediction can recompute them.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, scaler: TargetScaler, target_names: list[str],
                  optimizer: Callable, scheduler: Callable | None = None, freeze_encoder: bool = False,
-                 encoder_lr_ratio: float = 1.0, name: str = "property"):
+                 encoder_lr_ratio: float = 1.0, name: str = "property", descriptor_scaler=None):
         super().__init__()
         self.encoder, self.head, self.scaler = encoder, head, scaler
         self.target_names, self.name = list(target_names), name
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.freeze_encoder, self.encoder_lr_ratio = freeze_encoder, encoder_lr_ratio
+        self.descriptor_scaler = descriptor_scaler
         if freeze_encoder:
             self.encoder.requires_grad_(False)
         self.metrics = nn.ModuleDict({f"{s}_": _metrics(s) for s in ("train", "val", "test")})
@@ -51,12 +54,17 @@ class RegressionTask(L.LightningModule):
             self.encoder.eval()  # frozen means frozen: batch-norm statistics and dropout too
         return self
 
+    def features(self, batch) -> torch.Tensor:
+        """Head input: encoder(batch) float [B, d], with batch.desc [B, D] appended when descriptors are on."""
+        h = self.encoder(batch)
+        return torch.cat([h, batch.desc.to(h.dtype)], dim=1) if self.descriptor_scaler is not None else h
+
     def forward(self, batch) -> torch.Tensor:
         """Predictions in original units, float [B, T]."""
-        return self.scaler.inverse(self.head(self.encoder(batch)))
+        return self.scaler.inverse(self.head(self.features(batch)))
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        scaled = self.head(self.encoder(batch))
+        scaled = self.head(self.features(batch))
         loss = masked_mse(scaled, self.scaler.transform(batch.y))
         mask = ~torch.isnan(batch.y)
         pred = self.scaler.inverse(scaled.detach())
@@ -107,5 +115,7 @@ class RegressionTask(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         head = head_header(self.name, self.head, self.target_names, self.scaler, encoder_fingerprint(self.encoder))
+        if self.descriptor_scaler is not None:
+            head["descriptors"] = self.descriptor_scaler.to_dict()
         checkpoint["molgnn"] = make_header("model", self.encoder, heads=[head],
                                            pretraining=getattr(self.encoder, "pretraining", None))
