@@ -4,11 +4,41 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import math
+
 import lightning as L
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from molgnn.checkpoint import make_header
+
+
+class WarmupCosine(LRScheduler):
+    """Linear warm-up over ``warmup_fraction`` of ``total_steps``, then cosine decay to ``final_ratio`` x lr.
+
+    ``total_steps`` is left out of the saved state, so a run resumed with more epochs follows the schedule
+    of its new length instead of failing like OneCycleLR.
+    """
+
+    def __init__(self, optimizer, total_steps: int, warmup_fraction: float = 0.05, final_ratio: float = 0.01):
+        self.total_steps, self.warmup_fraction, self.final_ratio = max(1, int(total_steps)), warmup_fraction, final_ratio
+        super().__init__(optimizer)
+
+    def factor(self, step: int) -> float:
+        warmup = max(1, int(self.warmup_fraction * self.total_steps))
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, self.total_steps - warmup))
+        return self.final_ratio + (1 - self.final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def get_lr(self) -> list[float]:
+        return [base * self.factor(self.last_epoch) for base in self.base_lrs]
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.pop("total_steps", None)
+        return state
 
 
 class PretrainTask(L.LightningModule):

@@ -1,0 +1,177 @@
+"""Pretraining: corruptions, each objective learns on a tiny corpus, corpus exclusion, descriptors,
+pretrain -> export -> import -> fine-tune, resume."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from molgnn.checkpoint import load_encoder
+from molgnn.data.unlabeled import UnlabeledDataModule, canonical_smiles
+from molgnn.featurize import default_spec, smiles_to_graph
+from molgnn.featurize.descriptors import DescriptorScaler, compute_descriptors
+from molgnn.nn import DMPNNEncoder, GINEEncoder
+from molgnn.tasks.pretrain import AttributeMasking, Contrastive, DescriptorPrediction, PretrainContext
+from molgnn.tasks.pretrain.augment import mask_atoms, random_bond_keep, remove_subgraph, subgraph_nodes
+
+SPEC = default_spec()
+TINY = ["encoder.hidden_dim=32", "data.batch_size=32", "trainer.enable_progress_bar=false", "logger=none",
+        "data.featurize_workers=0"]
+
+
+def _batch(smiles=("CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1")):
+    return Batch.from_data_list([smiles_to_graph(s, SPEC) for s in smiles])
+
+
+def test_masking_uses_unknown_buckets_and_keeps_the_input():
+    batch = _batch()
+    nodes = torch.zeros(batch.num_nodes, dtype=torch.bool)
+    nodes[[0, 5]] = True
+    out = mask_atoms(batch, nodes, SPEC, edge_mask=nodes[batch.edge_index[0]])
+    assert out.x[0].tolist() == [f.unknown_index for f in SPEC.atom_features]
+    assert torch.equal(out.x[~nodes], batch.x[~nodes]) and not torch.equal(out.x, batch.x)
+    assert (out.edge_attr[nodes[batch.edge_index[0]]] == torch.tensor(
+        [f.unknown_index for f in SPEC.bond_features])).all()
+    assert batch.x[0, 0] != SPEC.atom_features[0].unknown_index  # input untouched
+
+
+def test_bond_deletion_and_subgraph_removal_keep_reverse_pairs():
+    torch.manual_seed(0)
+    batch = _batch()
+    keep = random_bond_keep(batch.num_edges, 0.5)
+    assert torch.equal(keep[0::2], keep[1::2])
+    out = remove_subgraph(batch, 0.3, SPEC)
+    src, dst = out.edge_index
+    assert torch.equal(src[0::2], dst[1::2]) and torch.equal(dst[0::2], src[1::2])
+    nodes = subgraph_nodes(batch, 0.3)
+    per_graph = torch.bincount(batch.batch[nodes], minlength=batch.num_graphs)
+    assert (per_graph >= 1).all()
+    assert out.num_edges < batch.num_edges
+
+
+@pytest.fixture
+def corpus(fixtures, tmp_path):
+    dm = UnlabeledDataModule(fixtures / "pretrain_200.csv", SPEC, smiles_col="SMILES", batch_size=64,
+                             featurize_workers=0, cache_dir=tmp_path / "cache", descriptors=True,
+                             descriptor_names=["MolWt", "MolLogP", "TPSA", "NumHDonors", "RingCount", "NumHAcceptors"])
+    dm.setup()
+    return dm
+
+
+@pytest.mark.parametrize("make", [
+    lambda ctx: AttributeMasking(ctx), lambda ctx: Contrastive(ctx, proj_dim=16),
+    lambda ctx: DescriptorPrediction(ctx, hidden_dim=32)], ids=["attr_mask", "contrastive", "descriptors"])
+@pytest.mark.parametrize("family", [DMPNNEncoder, GINEEncoder])
+def test_objective_loss_is_finite_and_decreases(corpus, make, family):
+    torch.manual_seed(0)
+    encoder = family(SPEC, hidden_dim=32, num_layers=2)
+    objective = make(PretrainContext(encoder.out_dim, SPEC, corpus.num_descriptors))
+    batch = next(iter(corpus.train_dataloader()))
+    opt = torch.optim.Adam([*encoder.parameters(), *objective.parameters()], lr=1e-2)
+    losses = []
+    for _ in range(25):
+        loss, logs = objective(encoder, batch)
+        assert torch.isfinite(loss) and all(torch.isfinite(v) for v in logs.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    # contrastive starts near log(2B - 1) and its views are re-drawn every step: a smaller relative drop
+    assert np.mean(losses[-5:]) < (0.95 if isinstance(objective, Contrastive) else 0.8) * np.mean(losses[:5]), losses
+
+
+def test_descriptor_scaler_drops_constant_and_failing_columns():
+    values = np.array([[1.0, 5.0, np.nan, 1e3], [2.0, 5.0, np.nan, 2e3], [3.0, 5.0, 1.0, np.nan]] * 50)
+    scaler = DescriptorScaler.fit(values, ["a", "const", "fails", "mostly"], min_finite=0.6)
+    assert scaler.names == ["a", "mostly"]
+    z = scaler.transform(values)
+    assert z.shape == (150, 2) and np.isfinite(z).all() and abs(z[:, 0].mean()) < 1e-6
+    again = DescriptorScaler.from_dict(json.loads(json.dumps(scaler.to_dict())))
+    assert np.allclose(again.transform(values), z)
+    raw = compute_descriptors(["CCO", "not a smiles"], ["MolWt", "NumHDonors"], num_workers=0)
+    assert np.allclose(raw[0], [46.069, 1], atol=1e-3) and np.isnan(raw[1]).all()
+
+
+def test_exclusion_removes_benchmark_test_molecules(fixtures, tmp_path):
+    from molgnn.cli import PROJECT_ROOT
+
+    esol = pd.read_csv(f"{PROJECT_ROOT}/data/moleculenet/esol.csv")
+    split = json.loads(open(f"{PROJECT_ROOT}/data/moleculenet/splits/esol_scaffold.json").read())
+    test_smiles = [esol.smiles[r] for r in split["test"][:5]]
+    train_smiles = [esol.smiles[r] for r in split["train"][:3]]
+    # write the test molecules in a different (non-canonical, random-order) SMILES form
+    from rdkit import Chem
+
+    variants = [Chem.MolToSmiles(Chem.MolFromSmiles(s), doRandom=True, canonical=False) for s in test_smiles]
+    base = pd.read_csv(fixtures / "pretrain_200.csv").SMILES.tolist()[:40]
+    path = tmp_path / "corpus.smi"
+    path.write_text("\n".join(base + variants + train_smiles) + "\n")
+    exclude = [{"path": f"{PROJECT_ROOT}/data/moleculenet/esol.csv", "smiles_col": "smiles",
+                "split_path": f"{PROJECT_ROOT}/data/moleculenet/splits/esol_scaffold.json", "keys": ["test"]}]
+    dm = UnlabeledDataModule(path, SPEC, featurize_workers=0, cache_dir=tmp_path / "c", exclude=exclude)
+    dm.setup()
+    assert dm.num_excluded == len(set(canonical_smiles(test_smiles, 0))) and dm.num_molecules == 43
+    kept = {tuple(dm.graphs.get(int(g)).x.flatten().tolist()) for ds in dm.datasets.values() for g in ds.rows}
+    for s in test_smiles:
+        assert tuple(smiles_to_graph(s, SPEC).x.flatten().tolist()) not in kept
+    off = UnlabeledDataModule(path, SPEC, featurize_workers=0, cache_dir=tmp_path / "c", exclude=exclude,
+                              exclude_enabled=False)
+    off.setup()
+    assert off.num_excluded == 0 and off.num_molecules == 48
+
+
+@pytest.mark.slow
+def test_pretrain_export_import_finetune(compose, fixtures, tmp_path):
+    from molgnn.cli.pretrain import pretrain
+    from molgnn.cli.train import train
+
+    cfg = compose("pretrain", [f"data.path={fixtures / 'pretrain_200.csv'}", "trainer.max_epochs=2",
+                               "data.descriptor_names=[MolWt,MolLogP,TPSA,RingCount]", *TINY])
+    header = pretrain(cfg, tmp_path / "pre")
+    assert header["steps"] == 12 and header["corpus"]["size"] == 200
+    assert [o["name"] for o in header["objectives"]] == ["descriptors", "attr_mask"]
+    blob = torch.load(tmp_path / "pre" / "encoder.pt", weights_only=True)
+    assert blob["molgnn"]["kind"] == "encoder" and not any(k.startswith("objectives") for k in blob["state_dict"])
+    assert blob["molgnn"]["pretraining"]["corpus"]["descriptors"] == ["MolWt", "MolLogP", "TPSA", "RingCount"]
+    encoder = load_encoder(tmp_path / "pre" / "encoder.pt", expect_spec=SPEC)
+    ckpt_encoder = load_encoder(tmp_path / "pre" / "checkpoints" / "last.ckpt")
+    for a, b in zip(encoder.state_dict().values(), ckpt_encoder.state_dict().values()):
+        assert torch.equal(a, b)
+
+    tcfg = compose("train", ["encoder=pretrained", f"encoder.path={tmp_path / 'pre' / 'encoder.pt'}",
+                             "data=csv", f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]",
+                             "split=random", "trainer.max_epochs=2", "head.hidden_dim=16",
+                             "~callbacks.rich_progress_bar", "+data.descriptors=true",
+                             "+data.descriptor_names=[MolWt,MolLogP]"])
+    metrics = train(tcfg, tmp_path / "fine")
+    assert np.isfinite(metrics["test/rmse"])
+    model = torch.load(tmp_path / "fine" / "checkpoints" / "last.ckpt", weights_only=True)["molgnn"]
+    assert model["pretraining"]["objectives"][0]["name"] == "descriptors"
+    assert model["heads"][0]["descriptors"]["names"] == ["MolWt", "MolLogP"]
+    assert model["heads"][0]["args"]["in_dim"] == 32 + 2
+
+
+@pytest.mark.slow
+def test_pretrain_resumes_from_a_step_checkpoint(compose, fixtures, tmp_path):
+    from molgnn.cli.pretrain import pretrain
+
+    base = [f"data.path={fixtures / 'pretrain_200.csv'}", "pretrain=attr_mask", "checkpoint_every_n_steps=4",
+            *TINY]
+    first = pretrain(compose("pretrain", [*base, "trainer.max_epochs=1"]), tmp_path / "a")
+    assert first["steps"] == 6
+    steps = sorted(p.name for p in (tmp_path / "a" / "checkpoints").glob("step*.ckpt"))
+    assert steps == ["step4.ckpt"]
+    resumed = pretrain(compose("pretrain", [*base, "trainer.max_epochs=2",
+                                            f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}"]),
+                       tmp_path / "b")
+    assert resumed["steps"] == 12 and resumed["epochs"] == 2
+    mid = torch.load(tmp_path / "a" / "checkpoints" / "step4.ckpt", weights_only=True)
+    assert mid["global_step"] == 4 and mid["molgnn"]["kind"] == "pretrain"
+    # from a mid-epoch step checkpoint: the epoch continues where it stopped (no step is redone or lost)
+    middle = pretrain(compose("pretrain", [*base, "trainer.max_epochs=1",
+                                           f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'step4.ckpt'}"]),
+                      tmp_path / "c")
+    assert middle["steps"] == 6
