@@ -144,8 +144,8 @@ def test_pretrain_export_import_finetune(compose, fixtures, tmp_path):
     tcfg = compose("train", ["encoder=pretrained", f"encoder.path={tmp_path / 'pre' / 'encoder.pt'}",
                              "data=csv", f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]",
                              "split=random", "trainer.max_epochs=2", "head.hidden_dim=16",
-                             "~callbacks.rich_progress_bar", "+data.descriptors=true",
-                             "+data.descriptor_names=[MolWt,MolLogP]"])
+                             "~callbacks.rich_progress_bar", "++data.descriptors=true",
+                             "++data.descriptor_names=[MolWt,MolLogP]"])
     metrics = train(tcfg, tmp_path / "fine")
     assert np.isfinite(metrics["test/rmse"])
     model = torch.load(tmp_path / "fine" / "checkpoints" / "last.ckpt", weights_only=True)["molgnn"]

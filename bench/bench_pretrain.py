@@ -1,0 +1,126 @@
+"""Does pretraining help? Fine-tune the pretrained encoder vs train from scratch (same hyperparameters) on the
+scaffold splits, plus a linear probe (frozen embeddings + ridge vs Morgan fingerprint + ridge) on ESOL.
+
+    python bench/bench_pretrain.py                                   # 3 sets x 3 seeds x 3 columns (long)
+    python bench/bench_pretrain.py --datasets esol --seeds 0 --epochs 5      # quick check
+    python bench/bench_pretrain.py --encoder outputs/pretrain/.../encoder.pt --no-descriptors
+    python bench/bench_pretrain.py --extra trainer.max_epochs=100            # any Hydra overrides for every run
+
+Columns: scratch (default encoder, random init), pretrained (encoder=pretrained encoder.path=...),
+scratch + RDKit 2D descriptors concatenated before the head (data.descriptors=true). Runs go through
+molgnn-train subprocesses (bench/common.py); finished runs in --out are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from common import DATASETS, ROOT, markdown_table, mean_std, run_train, scaffold_overrides
+
+PEERS = {"esol": ("0.823", "0.760"), "freesolv": ("2.46", "2.20"), "lipophilicity": ("0.718", "0.727")}
+DEFAULT_ENCODER = ROOT / "models" / "pretrained" / "dmpnn_moses100k.pt"
+
+
+def columns(encoder: Path, descriptors: bool) -> dict[str, list[str]]:
+    cols = {"scratch": [], "pretrained": ["encoder=pretrained", f"encoder.path={encoder}"]}
+    if descriptors:
+        cols["scratch + RDKit 2D"] = ["++data.descriptors=true"]
+    return cols
+
+
+def finetune_table(args, out: Path) -> str:
+    cols = columns(Path(args.encoder).resolve(), not args.no_descriptors)
+    epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
+    jobs = [(d, c, s) for d in args.datasets for c in cols for s in args.seeds]
+
+    def one(job):
+        d, c, s = job
+        overrides = [*scaffold_overrides(d), f"seed={s}", *cols[c], *epochs, *args.extra]
+        name = f"{d}-{c.replace(' ', '').replace('+', '_')}-{s}"
+        return job, run_train(overrides, out / name, 1 if args.parallel > 1 else None)
+
+    with ThreadPoolExecutor(args.parallel) as pool:
+        results = dict(pool.map(one, jobs))
+    rows = [[d, *(mean_std([results[(d, c, s)]["test/rmse"] for s in args.seeds]) for c in cols), *PEERS.get(d, ("", ""))]
+            for d in args.datasets]
+    return markdown_table(["dataset (scaffold)", *(f"{c} RMSE" for c in cols), "Chemprop v2", "RF RDKit2D+Morgan"],
+                          rows)
+
+
+def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
+    """Test RMSE of RidgeCV on frozen pretrained / random-init embeddings, Morgan bits and RDKit descriptors."""
+    import json
+
+    import pandas as pd
+    import torch
+    from rdkit import Chem
+    from rdkit.Chem import rdFingerprintGenerator
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from torch_geometric.data import Batch
+
+    from molgnn.checkpoint import build_encoder, load_encoder, read_header, safe_load
+    from molgnn.data.graphs import featurize_smiles
+    from molgnn.featurize.descriptors import DescriptorScaler, compute_descriptors
+
+    frame = pd.read_csv(ROOT / "data" / "moleculenet" / f"{dataset}.csv")
+    split = json.loads((ROOT / "data" / "moleculenet" / "splits" / f"{dataset}_scaffold.json").read_text())
+    smiles, y = frame.iloc[:, 0].tolist(), frame.iloc[:, 1].to_numpy(float)
+    train, test = split["train"] + split["valid"], split["test"]
+
+    def embed(encoder) -> np.ndarray:
+        feats = featurize_smiles(smiles, encoder.spec, 0)
+        assert not feats.failures, feats.failures
+        encoder.eval()
+        with torch.no_grad():
+            parts = [encoder.embed(Batch.from_data_list([feats.graphs.get(int(feats.graph_index[i]))
+                                                         for i in range(k, min(k + 256, len(smiles)))]))
+                     for k in range(0, len(smiles), 256)]
+        return torch.cat(parts).numpy()
+
+    def ridge(x: np.ndarray) -> float:
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
+        model.fit(x[train], y[train])
+        return float(np.sqrt(np.mean((model.predict(x[test]) - y[test]) ** 2)))
+
+    torch.manual_seed(0)
+    random_init = build_encoder(read_header(safe_load(encoder_path), encoder_path))
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+    morgan = np.array([gen.GetFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in smiles], dtype=float)
+    raw = compute_descriptors(smiles, num_workers=0)
+    desc = DescriptorScaler.fit(raw[train], [str(i) for i in range(raw.shape[1])]).transform(raw)
+    rows = [["pretrained encoder (frozen)", f"{ridge(embed(load_encoder(encoder_path))):.3f}"],
+            ["same encoder, random init (frozen)", f"{ridge(embed(random_init)):.3f}"],
+            ["Morgan r=2, 2048 bits", f"{ridge(morgan):.3f}"],
+            ["RDKit 2D descriptors", f"{ridge(desc):.3f}"]]
+    return markdown_table([f"linear probe, {dataset} scaffold: features + RidgeCV", "test RMSE"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs (default: the config's)")
+    parser.add_argument("--encoder", default=str(DEFAULT_ENCODER), help="pretrained encoder.pt to fine-tune")
+    parser.add_argument("--no-descriptors", action="store_true", help="skip the scratch + RDKit 2D column")
+    parser.add_argument("--no-probe", action="store_true", help="skip the ESOL linear probe")
+    parser.add_argument("--parallel", type=int, default=1, help="runs at a time (one thread each when > 1)")
+    parser.add_argument("--extra", nargs="*", default=[])
+    parser.add_argument("--out", default=None, help="run directory (default: a temp dir); finished runs are reused")
+    args = parser.parse_args()
+    out = Path(args.out or tempfile.mkdtemp(prefix="molgnn-pretrain-bench-"))
+    print(f"encoder: {args.encoder}; seeds {args.seeds}; epochs {args.epochs or '(config)'}; "
+          f"extra {args.extra or '(none)'}; outputs in {out}\n")
+    print(finetune_table(args, out))
+    if not args.no_probe:
+        print()
+        print(linear_probe(Path(args.encoder)))
+
+
+if __name__ == "__main__":
+    main()
