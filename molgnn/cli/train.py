@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from molgnn.cli import CONF_DIR, user_errors_as_one_line
 from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
+from molgnn.tasks.embeddings import maybe_precompute
 from molgnn.tasks.timing import EpochTimer
 
 log = logging.getLogger("molgnn.train")
@@ -47,6 +48,7 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     task = instantiate(cfg.task)(encoder=encoder, head=head, scaler=datamodule.scaler,
                                  target_names=datamodule.target_names,
                                  **({"descriptor_scaler": datamodule.descriptor_scaler} if num_desc else {}))
+    datamodule = maybe_precompute(task, datamodule)  # task.precompute_embeddings: head trains on tensors
     timer = EpochTimer()
     trainer = instantiate(cfg.trainer, callbacks=[*build_callbacks(cfg), timer], logger=build_loggers(cfg) or False)
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -55,7 +57,7 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     test = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
     metrics = clean_metrics({k: v for k, v in val.items() if not k.endswith("loss")},
                             {k: v for k, v in test.items() if not k.endswith("loss")})
-    metrics.update(epochs=trainer.current_epoch, **timer.summary())
+    metrics.update(epochs=trainer.current_epoch, **timer.summary(), **getattr(datamodule, "timings", {}))
     write_json(metrics, out_dir / "metrics.json")
     _write_test_predictions(trainer, task, datamodule, best, out_dir)
     log.info("test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/") and v})

@@ -12,6 +12,8 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 
 from molgnn.checkpoint import encoder_fingerprint, head_header, make_header
 from molgnn.data.scaler import TargetScaler
+from molgnn.tasks.embeddings import EmbeddingBatch
+from molgnn.tasks.freezing import make_freezer
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -31,13 +33,18 @@ class RegressionTask(L.LightningModule):
 
     ``freeze_encoder``: encoder in eval mode with no gradients; the optimizer sees only the head.
     ``encoder_lr_ratio``: encoder learning rate = ratio x head learning rate when fine-tuning.
+    ``freeze_layers`` / ``unfreeze_every``: partial freezing and gradual unfreezing (molgnn.tasks.freezing).
+    ``precompute_embeddings`` (frozen encoder only): train the head on embeddings computed once
+    (molgnn.tasks.embeddings); batches are then ``EmbeddingBatch``.
     ``descriptor_scaler``: when given, the head sees [h || batch.desc] (standardized RDKit descriptors,
     float [B, D]); the header records the scaler (names + statistics) so prediction can recompute them.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, scaler: TargetScaler, target_names: list[str],
                  optimizer: Callable, scheduler: Callable | None = None, freeze_encoder: bool = False,
-                 encoder_lr_ratio: float = 1.0, name: str = "property", descriptor_scaler=None):
+                 encoder_lr_ratio: float = 1.0, name: str = "property", descriptor_scaler=None,
+                 freeze_layers: int | None = None, unfreeze_every: int | None = None,
+                 precompute_embeddings: bool = False):
         super().__init__()
         self.encoder, self.head, self.scaler = encoder, head, scaler
         self.target_names, self.name = list(target_names), name
@@ -46,17 +53,25 @@ class RegressionTask(L.LightningModule):
         self.descriptor_scaler = descriptor_scaler
         if freeze_encoder:
             self.encoder.requires_grad_(False)
+        self.precompute_embeddings = precompute_embeddings
+        self.freezer = make_freezer(encoder, freeze_encoder, freeze_layers, unfreeze_every, precompute_embeddings)
         self.metrics = nn.ModuleDict({f"{s}_": _metrics(s) for s in ("train", "val", "test")})
 
     def train(self, mode: bool = True):
         super().train(mode)
         if self.freeze_encoder:
             self.encoder.eval()  # frozen means frozen: batch-norm statistics and dropout too
+        if self.freezer is not None:
+            self.freezer.set_modes()  # frozen layers too
         return self
+
+    def on_train_epoch_start(self):
+        if self.freezer is not None:
+            self.freezer.apply(self.current_epoch, self.training)
 
     def features(self, batch) -> torch.Tensor:
         """Head input: encoder(batch) float [B, d], with batch.desc [B, D] appended when descriptors are on."""
-        h = self.encoder(batch)
+        h = batch.h if isinstance(batch, EmbeddingBatch) else self.encoder(batch)  # h: precomputed
         return torch.cat([h, batch.desc.to(h.dtype)], dim=1) if self.descriptor_scaler is not None else h
 
     def forward(self, batch) -> torch.Tensor:
@@ -100,7 +115,8 @@ class RegressionTask(L.LightningModule):
 
     def configure_optimizers(self):
         head_params = [p for p in self.head.parameters() if p.requires_grad]
-        enc_params = [p for p in self.encoder.parameters() if p.requires_grad]
+        enc_params = ([p for p in self.encoder.parameters() if p.requires_grad] if self.freezer is None
+                      else self.freezer.optimizer_params())
         groups = [{"params": head_params, "name": "head"}]
         if enc_params:
             groups.append({"params": enc_params, "name": "encoder", "lr_ratio": self.encoder_lr_ratio})

@@ -1,0 +1,211 @@
+"""Encoder import (published and plain state dicts), bundles of heads on one encoder, embedding export.
+
+Everything here loads with ``molgnn.checkpoint.safe_load`` (``torch.load(weights_only=True)``): a file is
+tensors and primitives, never code. Loading is strict: a missing, unexpected or mis-shaped key is an error
+listing the keys, and a featurizer spec that differs from the expected one is an error listing the fields.
+
+Bundle file (``molgnn-bundle``)::
+
+    {"molgnn": make_header("bundle", encoder, heads=[head header of each ckpt, with encoder_fingerprint]),
+     "state_dict": {"encoder.<k>": ..., "heads.<i>.<k>": ...}}       # i indexes header["heads"]
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.data import Batch
+
+from molgnn.checkpoint import (build_encoder, build_head, encoder_fingerprint, load_state_strict, make_header,
+                               read_header, safe_load, save_atomic, sub_state)
+from molgnn.data.graphs import featurize_smiles
+from molgnn.errors import CheckpointError, MolgnnError
+from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.nn import ENCODER_FAMILIES
+
+log = logging.getLogger(__name__)
+
+
+def _family(family: str) -> type[nn.Module]:
+    if family not in ENCODER_FAMILIES:
+        raise MolgnnError(f"unknown encoder family {family!r}; known: {sorted(ENCODER_FAMILIES)}")
+    return ENCODER_FAMILIES[family]
+
+
+def plain_state_dict(blob: dict, path: str | Path, prefix: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a plain PyTorch state dict (or of ``blob["state_dict"]``), optionally only those
+    under ``prefix.`` with the prefix removed. A molgnn checkpoint is refused here (its header knows more)."""
+    if "molgnn" in blob:
+        raise CheckpointError(f"{path}: this is a molgnn checkpoint; load it with encoder=pretrained "
+                              "encoder.path=... (its header carries the spec and architecture)")
+    state = blob["state_dict"] if isinstance(blob.get("state_dict"), dict) else blob
+    if prefix:
+        state = sub_state(state, prefix)
+        if not state:
+            raise CheckpointError(f"{path}: no tensors under prefix {prefix!r}")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: not a plain state dict: {len(bad)} entries are not tensors "
+                              f"({', '.join(map(str, bad[:8]))}); use encoder.prefix to select the weights")
+    return state
+
+
+def load_foreign_encoder(family: str, path: str | Path | None = None, **args) -> nn.Module:
+    """A published encoder family (Hu et al. 2020, MolCLR) with its own featurizer spec.
+
+    ``path``: their plain state dict, loaded strictly (every tensor, no missing or unexpected key);
+    ``None`` builds the same architecture from scratch. ``args``: the family's construction arguments.
+    """
+    cls = _family(family)
+    if not hasattr(cls, "default_spec"):
+        raise MolgnnError(f"encoder family {family!r} has no featurizer of its own; use encoder=state_dict "
+                          "(family + args + spec) or encoder=pretrained for a molgnn checkpoint")
+    encoder = cls(spec=cls.default_spec(), **args)
+    if path is None:
+        return encoder
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint not found (the published {family} weights: {cls.source})")
+    load_state_strict(encoder, plain_state_dict(safe_load(p), p), p, f"{family} encoder")
+    encoder.pretraining = {"source": cls.source, "file": p.name}
+    return encoder
+
+
+def load_state_dict_encoder(family: str, path: str | Path, spec: FeaturizerSpec | None = None,
+                            args: dict | None = None, prefix: str | None = None) -> nn.Module:
+    """``encoder=state_dict``: a plain PyTorch state dict plus the family, construction ``args`` and
+    featurizer ``spec`` given in config (a foreign family uses its own spec when ``spec`` is None)."""
+    cls = _family(family)
+    if spec is None:
+        if not hasattr(cls, "default_spec"):
+            raise MolgnnError(f"encoder.spec is required for family {family!r}")
+        spec = cls.default_spec()
+    encoder = cls(spec=spec, **dict(args or {}))
+    p = Path(path).expanduser()
+    load_state_strict(encoder, plain_state_dict(safe_load(p), p, prefix), p, f"{family} encoder")
+    encoder.pretraining = {"source": "state_dict", "file": p.name}
+    return encoder
+
+
+# ----------------------------------------------------------------------------------------------- bundles
+
+
+def bundle_checkpoints(ckpts: list[str | Path], output: str | Path, names: list[str] | None = None) -> Path:
+    """Assemble one encoder + the head of each ``molgnn-train`` checkpoint into a bundle file.
+
+    Every head must have been trained on the same encoder weights (``encoder_fingerprint``); the first
+    checkpoint's encoder is the bundle's. A head trained on another encoder is an error naming its file.
+    """
+    if not ckpts:
+        raise MolgnnError("molgnn-bundle: no checkpoints given (heads=[a.ckpt,b.ckpt])")
+    if names is not None and len(names) != len(ckpts):
+        raise MolgnnError(f"names has {len(names)} entries for {len(ckpts)} checkpoints")
+    encoder, ref, heads, state, pretraining = None, None, [], {}, None
+    for i, path in enumerate(ckpts):
+        blob = safe_load(path)
+        header = read_header(blob, path)
+        if header["kind"] != "model" or len(header["heads"]) != 1:
+            raise CheckpointError(f"{path}: a {header['kind']} file; a bundle is built from molgnn-train "
+                                  "checkpoints (.ckpt, one head each)")
+        if encoder is None:
+            encoder, ref = build_encoder(header, path), path
+            load_state_strict(encoder, sub_state(blob["state_dict"], "encoder"), path, "encoder")
+            fingerprint, pretraining = encoder_fingerprint(encoder), header.get("pretraining")
+        _check_same_encoder(header, fingerprint, encoder.spec, path, ref)
+        head_info = dict(header["heads"][0], name=names[i] if names else header["heads"][0]["name"])
+        head = build_head(head_info, path)
+        load_state_strict(head, sub_state(blob["state_dict"], "head"), path, "head")
+        heads.append(head_info)
+        state.update({f"heads.{i}.{k}": v.detach().cpu() for k, v in head.state_dict().items()})
+    duplicate = sorted({h["name"] for h in heads if [x["name"] for x in heads].count(h["name"]) > 1})
+    if duplicate:
+        raise MolgnnError(f"two heads are named {duplicate[0]!r}; give each a name with names=[...]")
+    state.update({f"encoder.{k}": v.detach().cpu() for k, v in encoder.state_dict().items()})
+    bundle_header = make_header("bundle", encoder, heads=heads, pretraining=pretraining)
+    return save_atomic({"molgnn": bundle_header, "state_dict": state}, output)
+
+
+def _check_same_encoder(header: dict, fingerprint: str, spec: FeaturizerSpec, path, ref) -> None:
+    head = header["heads"][0]
+    if head.get("encoder_fingerprint") != fingerprint:
+        raise CheckpointError(
+            f"{path}: head {head.get('name')!r} was trained on encoder {head.get('encoder_fingerprint')}, not "
+            f"on the bundle's encoder {fingerprint} (from {ref}); train every head with task.freeze_encoder=true "
+            "on the same encoder")
+    theirs = FeaturizerSpec.from_dict(header["spec"])
+    if theirs != spec:
+        raise CheckpointError(f"{path}: featurizer spec differs from {ref}'s: {'; '.join(spec.diff(theirs)[:10])}")
+
+
+class BundleModel(nn.Module):
+    """One encoder, N heads. ``forward(batch)`` -> float [B, sum_i T_i]: every head's predictions in
+    original units, in the order of ``target_names`` (``<head name>/<target>``)."""
+
+    def __init__(self, encoder: nn.Module, heads: list[nn.Module], head_headers: list[dict]):
+        super().__init__()
+        self.encoder, self.heads, self.head_headers = encoder, nn.ModuleList(heads), head_headers
+        mean = torch.cat([torch.tensor(h["scaler"]["mean"], dtype=torch.float32) for h in head_headers])
+        std = torch.cat([torch.tensor(h["scaler"]["std"], dtype=torch.float32) for h in head_headers])
+        self.register_buffer("mean", mean, persistent=False)  # not in the state dict: they live in the header
+        self.register_buffer("std", std, persistent=False)
+        self.target_names = [f"{h['name']}/{t}" for h in head_headers for t in h["target_names"]]
+
+    def forward(self, batch) -> torch.Tensor:
+        h = self.encoder(batch)
+        return torch.cat([head(h) for head in self.heads], dim=1) * self.std + self.mean
+
+
+def load_bundle(path: str | Path) -> BundleModel:
+    """A bundle (``molgnn-bundle``) or a single ``molgnn-train`` checkpoint as a ``BundleModel`` in eval
+    mode. Heads that need RDKit descriptors are refused (a bundle feeds every head the embedding only)."""
+    blob = safe_load(path)
+    header = read_header(blob, path)
+    if header["kind"] not in ("bundle", "model"):
+        raise CheckpointError(f"{path}: a {header['kind']} file has no property heads")
+    encoder = build_encoder(header, path)
+    heads = [build_head(h, path) for h in header["heads"]]
+    if any(h.get("descriptors") for h in header["heads"]):
+        raise CheckpointError(f"{path}: a head uses RDKit descriptors; use molgnn-predict for this model")
+    model = BundleModel(encoder, heads, header["heads"])
+    state = blob["state_dict"]
+    if header["kind"] == "model":
+        state = {**{f"encoder.{k}": v for k, v in sub_state(state, "encoder").items()},
+                 **{f"heads.0.{k}": v for k, v in sub_state(state, "head").items()}}
+    load_state_strict(model, state, path, header["kind"])
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------------- embedding export
+
+
+@dataclass
+class Embeddings:
+    """Embeddings of R input rows: ``values`` float32 [R, d] (NaN rows where invalid); ``failures``: row ->
+    reason."""
+
+    values: np.ndarray
+    failures: dict[int, str]
+
+
+@torch.no_grad()
+def embed_smiles(encoder: nn.Module, smiles: list, batch_size: int = 256, num_workers: int | None = None,
+                 device: str | torch.device = "cpu", chunk_rows: int = 20000) -> Embeddings:
+    """One embedding per input SMILES, in order. Invalid SMILES get a NaN row and a reason (never an
+    exception). Featurizes and encodes ``chunk_rows`` at a time so memory stays bounded."""
+    encoder = encoder.to(device).eval()
+    values = np.full((len(smiles), encoder.out_dim), np.nan, dtype=np.float32)
+    failures: dict[int, str] = {}
+    for start in range(0, len(smiles), chunk_rows):
+        feats = featurize_smiles(smiles[start:start + chunk_rows], encoder.spec, num_workers)
+        failures.update({start + r: reason for r, reason in feats.failures.items()})
+        rows = (feats.graph_index >= 0).nonzero().flatten()
+        for b in range(0, rows.numel(), batch_size):
+            chunk = rows[b:b + batch_size]
+            batch = Batch.from_data_list([feats.graphs.get(int(feats.graph_index[r])) for r in chunk]).to(device)
+            values[start + chunk.numpy()] = encoder(batch).float().cpu().numpy()
+    return Embeddings(values, failures)
