@@ -22,6 +22,23 @@ TINY = ["encoder.hidden_dim=32", "data.batch_size=32", "trainer.enable_progress_
         "data.featurize_workers=0"]
 
 
+@pytest.mark.parametrize("overrides", [[], ["pretrain=attr_mask", "trainer=gpu"], ["pretrain=contrastive"],
+                                       ["pretrain=descriptors", "trainer=ddp", "encoder=gine"]])
+def test_pretrain_configs_compose_and_build(compose, overrides):
+    from hydra.utils import instantiate
+
+    from molgnn.cli.pretrain import build_objectives
+
+    cfg = compose("pretrain", overrides)
+    encoder = instantiate(cfg.encoder)
+    modules, weights = build_objectives(cfg, PretrainContext(encoder.out_dim, encoder.spec, num_descriptors=5))
+    assert modules and set(modules) == set(weights)
+    assert cfg.data.descriptors == any(isinstance(m, DescriptorPrediction) for m in modules.values())
+    assert len(cfg.data.exclude) == 3 and cfg.data.exclude_enabled
+    if "trainer=gpu" in overrides or "trainer=ddp" in overrides:
+        assert cfg.trainer.accelerator == "gpu" and cfg.trainer.max_epochs == compose("pretrain").trainer.max_epochs
+
+
 def _batch(smiles=("CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1")):
     return Batch.from_data_list([smiles_to_graph(s, SPEC) for s in smiles])
 
@@ -93,6 +110,13 @@ def test_descriptor_scaler_drops_constant_and_failing_columns():
     assert np.allclose(again.transform(values), z)
     raw = compute_descriptors(["CCO", "not a smiles"], ["MolWt", "NumHDonors"], num_workers=0)
     assert np.allclose(raw[0], [46.069, 1], atol=1e-3) and np.isnan(raw[1]).all()
+    # prediction recomputes a head's descriptors from the header's scaler dict alone
+    smiles = ["CCO", "c1ccccc1", "CC(=O)O", "CCN(CC)CC", "OCC(O)CO"]
+    names = ["MolWt", "NumHDonors", "NumRadicalElectrons", "TPSA"]
+    fitted = DescriptorScaler.fit(compute_descriptors(smiles, names, 0), names)
+    assert fitted.names == ["MolWt", "NumHDonors", "TPSA"]  # constant NumRadicalElectrons dropped
+    restored = DescriptorScaler.from_dict(fitted.to_dict())
+    assert np.allclose(restored.transform_smiles(smiles), fitted.transform(compute_descriptors(smiles, names, 0)))
 
 
 def test_exclusion_removes_benchmark_test_molecules(fixtures, tmp_path):

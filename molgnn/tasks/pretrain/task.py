@@ -71,7 +71,7 @@ class PretrainTask(L.LightningModule):
                 self.log(f"{stage}/{name}/{key}", value, batch_size=batch.num_graphs, on_epoch=True,
                          on_step=False)
         self.log(f"{stage}/loss", total, batch_size=batch.num_graphs, on_step=stage == "train", on_epoch=True,
-                 prog_bar=True)
+                 prog_bar=True, sync_dist=stage == "val")  # val loss averaged over DDP ranks
         return total
 
     def training_step(self, batch, batch_idx):
