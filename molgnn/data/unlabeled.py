@@ -23,7 +23,7 @@ from torch_geometric.loader import DataLoader
 
 from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.data.graphs import PackedGraphs, featurize_smiles
-from molgnn.data.table import check_readable, read_frame
+from molgnn.data.table import check_readable, read_frame, table_format
 from molgnn.errors import InputFileError
 from molgnn.featurize.descriptors import DescriptorScaler, check_names, compute_descriptors_cached, map_chunks
 from molgnn.featurize.spec import FeaturizerSpec
@@ -37,7 +37,7 @@ def read_smiles_column(path: str | Path, smiles_col: str) -> list[str]:
     p = check_readable(path)
     frame = read_frame(p)
     cols = {str(c).lower(): c for c in frame.columns}
-    if "id" in frame.columns and list(frame.columns) == ["smiles", "id"]:  # .smi/.txt
+    if table_format(p) in ("smi", "txt"):
         smiles = frame["smiles"].tolist()
         return smiles[1:] if smiles and smiles[0].lower() == smiles_col.lower() else smiles
     if smiles_col.lower() not in cols:
