@@ -50,22 +50,6 @@ class PackedGraphs:
         e0, e1 = int(self.edge_ptr[i]), int(self.edge_ptr[i + 1])
         return Data(x=self.x[n0:n1], edge_index=self.edge_index[:, e0:e1], edge_attr=self.edge_attr[e0:e1])
 
-    @classmethod
-    def from_arrays(cls, graphs: list[GraphArrays], atom_width: int, bond_width: int) -> PackedGraphs:
-        nodes = np.array([0] + [g.x.shape[0] for g in graphs], dtype=np.int64).cumsum()
-        edges = np.array([0] + [g.edge_index.shape[1] for g in graphs], dtype=np.int64).cumsum()
-
-        def cat(parts, shape, axis=0):
-            return torch.from_numpy(np.concatenate(parts, axis=axis)) if parts else torch.zeros(shape, dtype=torch.long)
-
-        return cls(
-            x=cat([g.x for g in graphs], (0, atom_width)),
-            edge_index=cat([g.edge_index for g in graphs], (2, 0), axis=1),
-            edge_attr=cat([g.edge_attr for g in graphs], (0, bond_width)),
-            node_ptr=torch.from_numpy(nodes),
-            edge_ptr=torch.from_numpy(edges),
-        )
-
     def to_dict(self) -> dict[str, torch.Tensor]:
         return {k: getattr(self, k) for k in ("x", "edge_index", "edge_attr", "node_ptr", "edge_ptr")}
 
@@ -86,39 +70,93 @@ class FeaturizedSmiles:
     failures: dict[int, str]
 
 
-def _featurize_chunk(args: tuple[list, FeaturizerSpec]) -> list[GraphArrays | ParseFailure]:
+def _pack_numpy(results: list[GraphArrays | ParseFailure], spec: FeaturizerSpec) -> dict:
+    """Per-row results -> a few numpy arrays + failures. Numpy only: safe inside forked workers, where
+    torch's thread pools must not be touched."""
+    failures = {row: r.reason for row, r in enumerate(results) if isinstance(r, ParseFailure)}
+    good = [r for r in results if not isinstance(r, ParseFailure)]
+    ok = np.array([not isinstance(r, ParseFailure) for r in results], dtype=bool)
+    graph_index = np.full(len(results), -1, dtype=np.int64)
+    graph_index[ok] = np.arange(int(ok.sum()))
+    fa, fb = len(spec.atom_features), len(spec.bond_features)
+    return {
+        "x": np.concatenate([g.x for g in good]) if good else np.zeros((0, fa), np.int64),
+        "edge_index": np.concatenate([g.edge_index for g in good], axis=1) if good else np.zeros((2, 0), np.int64),
+        "edge_attr": np.concatenate([g.edge_attr for g in good]) if good else np.zeros((0, fb), np.int64),
+        "node_ptr": np.concatenate([[0], np.cumsum([g.x.shape[0] for g in good], dtype=np.int64)]),
+        "edge_ptr": np.concatenate([[0], np.cumsum([g.edge_index.shape[1] for g in good], dtype=np.int64)]),
+        "graph_index": graph_index,
+        "failures": failures,
+    }
+
+
+def _from_numpy(packed: dict) -> FeaturizedSmiles:
+    graphs = PackedGraphs(**{k: torch.from_numpy(np.ascontiguousarray(packed[k]).astype(np.int64, copy=False))
+                             for k in ("x", "edge_index", "edge_attr", "node_ptr", "edge_ptr")})
+    return FeaturizedSmiles(graphs, torch.from_numpy(packed["graph_index"]), packed["failures"])
+
+
+def _featurize_chunk_job(args: tuple[list, FeaturizerSpec]) -> dict:
     smiles, spec = args
-    return [smiles_to_arrays(s, spec) for s in smiles]
+    return _pack_numpy([smiles_to_arrays(s, spec) for s in smiles], spec)
+
+
+def featurize_chunk(smiles: list, spec: FeaturizerSpec) -> FeaturizedSmiles:
+    """Featurize one chunk of SMILES in this process."""
+    return _from_numpy(_featurize_chunk_job((smiles, spec)))
 
 
 def featurize_smiles(smiles: list, spec: FeaturizerSpec, num_workers: int | None = None) -> FeaturizedSmiles:
     """Featurize a list of SMILES, in parallel worker processes when the list is large.
 
     ``num_workers=None`` uses every core for lists of at least 2,000 SMILES; 0 runs in this process.
+    Workers return packed chunks (a few arrays each), not per-molecule objects.
     """
     workers = (os.cpu_count() or 1) if num_workers is None else num_workers
-    chunks = [smiles[i : i + CHUNK_ROWS] for i in range(0, len(smiles), CHUNK_ROWS)]
+    jobs = [(smiles[i : i + CHUNK_ROWS], spec) for i in range(0, len(smiles), CHUNK_ROWS)]
     if workers > 1 and len(smiles) >= PARALLEL_MIN_ROWS:
         with mp.get_context("fork").Pool(workers) as pool:
-            results = [r for chunk in pool.imap(_featurize_chunk, [(c, spec) for c in chunks]) for r in chunk]
+            chunks = [_from_numpy(c) for c in pool.imap(_featurize_chunk_job, jobs)]
     else:
-        results = [r for c in chunks for r in _featurize_chunk((c, spec))]
-    return collect_results(results, spec)
+        chunks = [_from_numpy(_featurize_chunk_job(job)) for job in jobs]
+    return concat_chunks(chunks, spec)
+
+
+def concat_chunks(chunks: list[FeaturizedSmiles], spec: FeaturizerSpec) -> FeaturizedSmiles:
+    """Join consecutive featurized chunks into one (rows and graphs renumbered)."""
+    if len(chunks) == 1:
+        return chunks[0]
+    if not chunks:
+        return collect_results([], spec)
+    rows = graphs = 0
+    index_parts, failures = [], {}
+    for chunk in chunks:
+        index_parts.append(torch.where(chunk.graph_index >= 0, chunk.graph_index + graphs, chunk.graph_index))
+        failures.update({row + rows: reason for row, reason in chunk.failures.items()})
+        rows += chunk.graph_index.numel()
+        graphs += len(chunk.graphs)
+    parts = [c.graphs for c in chunks]
+    packed = PackedGraphs(
+        x=torch.cat([p.x for p in parts]),
+        edge_index=torch.cat([p.edge_index for p in parts], dim=1),
+        edge_attr=torch.cat([p.edge_attr for p in parts]),
+        node_ptr=_cat_offsets([p.node_ptr for p in parts]),
+        edge_ptr=_cat_offsets([p.edge_ptr for p in parts]),
+    )
+    return FeaturizedSmiles(packed, torch.cat(index_parts), failures)
+
+
+def _cat_offsets(ptrs: list[torch.Tensor]) -> torch.Tensor:
+    out, shift = [ptrs[0]], ptrs[0][-1]
+    for ptr in ptrs[1:]:
+        out.append(ptr[1:] + shift)
+        shift = shift + ptr[-1]
+    return torch.cat(out)
 
 
 def collect_results(results: list[GraphArrays | ParseFailure], spec: FeaturizerSpec) -> FeaturizedSmiles:
     """Pack per-row featurization results into a ``FeaturizedSmiles``."""
-    graph_index = torch.full((len(results),), -1, dtype=torch.long)
-    failures: dict[int, str] = {}
-    good: list[GraphArrays] = []
-    for row, result in enumerate(results):
-        if isinstance(result, ParseFailure):
-            failures[row] = result.reason
-        else:
-            graph_index[row] = len(good)
-            good.append(result)
-    packed = PackedGraphs.from_arrays(good, len(spec.atom_features), len(spec.bond_features))
-    return FeaturizedSmiles(packed, graph_index, failures)
+    return _from_numpy(_pack_numpy(results, spec))
 
 
 def cache_key(path: Path, smiles_col: str, spec: FeaturizerSpec) -> str:
