@@ -87,9 +87,26 @@ def load_state_dict_encoder(family: str, path: str | Path, spec: FeaturizerSpec 
         spec = cls.default_spec()
     encoder = cls(spec=spec, **dict(args or {}))
     p = Path(path).expanduser()
-    load_state_strict(encoder, plain_state_dict(safe_load(p), p, prefix), p, f"{family} encoder")
+    state = plain_state_dict(safe_load(p), p, prefix)
+    try:
+        load_state_strict(encoder, state, p, f"{family} encoder")
+    except CheckpointError as exc:
+        hint = _guess_prefix(list(encoder.state_dict()), list(state))
+        raise CheckpointError(f"{exc}{f' (the weights sit under {hint!r}: set encoder.prefix={hint})' if hint else ''}"
+                              ) from None
     encoder.pretraining = {"source": "state_dict", "file": p.name}
     return encoder
+
+
+def _guess_prefix(own: list[str], theirs: list[str]) -> str | None:
+    """The prefix under which every key of ``own`` appears in ``theirs`` (e.g. "gnn"), if there is one."""
+    key = own[0] if own else ""
+    for candidate in theirs:
+        if candidate.endswith("." + key):
+            prefix = candidate[: -len(key) - 1]
+            if all(f"{prefix}.{k}" in set(theirs) for k in own):
+                return prefix
+    return None
 
 
 # ----------------------------------------------------------------------------------------------- bundles
