@@ -134,7 +134,8 @@ def bundle_checkpoints(ckpts: list[str | Path], output: str | Path, names: list[
             load_state_strict(encoder, sub_state(blob["state_dict"], "encoder"), path, "encoder")
             fingerprint, pretraining = encoder_fingerprint(encoder), header.get("pretraining")
         _check_same_encoder(header, fingerprint, encoder.spec, path, ref)
-        head_info = dict(header["heads"][0], name=names[i] if names else header["heads"][0]["name"])
+        head_info = dict(header["heads"][0])
+        head_info["name"] = names[i] if names else head_info.get("name") or f"head{i}"
         head = build_head(head_info, path)
         load_state_strict(head, sub_state(blob["state_dict"], "head"), path, "head")
         heads.append(head_info)

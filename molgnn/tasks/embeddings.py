@@ -98,8 +98,9 @@ class EmbeddingDataModule(L.LightningDataModule):
         was_training = self.encoder.training
         self.encoder.to(device).eval()
         start = time.perf_counter()
-        self.embedded = {k: encode_dataset(self.encoder, ds, max(256, self.graphs.batch_size), device)
-                         for k, ds in self.graphs.datasets.items()}
+        with torch.random.fork_rng(devices=[]):  # loaders draw seeds: keep the RNG stream training sees
+            self.embedded = {k: encode_dataset(self.encoder, ds, max(256, self.graphs.batch_size), device)
+                             for k, ds in self.graphs.datasets.items()}
         self.timings["time/precompute_s"] = time.perf_counter() - start
         self.encoder.train(was_training)
         log.info("precomputed %s embeddings in %.2f s", {k: len(v) for k, v in self.embedded.items()},

@@ -66,6 +66,10 @@ class RegressionTask(L.LightningModule):
         return self
 
     def on_train_epoch_start(self):
+        """Lightning (2.x) never calls ``train()`` during fit; it only restores per-module modes after
+        validation. So frozen parts are put in eval mode here, at the start of every training epoch."""
+        if self.freeze_encoder:
+            self.encoder.eval()
         if self.freezer is not None:
             self.freezer.apply(self.current_epoch, self.training)
 

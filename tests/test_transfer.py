@@ -1,0 +1,287 @@
+"""Transfer: frozen / partially frozen / gradually unfrozen / fine-tuned training on an imported encoder,
+precomputed embeddings, bundles of heads, embedding export, and refusing unsafe or broken files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from torch_geometric.data import Batch
+
+import molgnn.cli  # noqa: F401  (registers the molgnn_root resolver)
+from molgnn.checkpoint import export_encoder, load_encoder, safe_load
+from molgnn.errors import CheckpointError, MolgnnError
+from molgnn.featurize.graph import smiles_to_graph
+from molgnn.nn.hu2020 import Hu2020GCN
+from molgnn.tasks.freezing import EncoderFreezer, make_freezer
+from molgnn.transfer import bundle_checkpoints, load_bundle, load_foreign_encoder
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+QUIET = ["~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none", "head.hidden_dim=16"]
+SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCCCCCCC(=O)O", "ClC(Cl)Cl"]
+
+
+def _compose(overrides: list[str], cache: Path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", [f"paths.cache_dir={cache}", "paths.output_dir=unused", *overrides])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny GINE encoder exported as encoder.pt, and molgnn-train runs on it (each trained once)."""
+    from molgnn.cli.train import train
+
+    tmp = tmp_path_factory.mktemp("transfer")
+    cfg = _compose(["encoder=gine", "encoder.hidden_dim=32", "encoder.num_layers=2", "encoder.dropout=0.0"],
+                   tmp / "cache")
+    torch.manual_seed(0)
+    encoder = instantiate(cfg.encoder)
+    export_encoder(encoder, tmp / "encoder.pt", pretraining={"objective": "none (test)"})
+    frame = pd.read_csv(FIXTURES / "esol_small.csv")
+    frame.assign(y2=2 * frame.logS + 1).drop(columns="logS").to_csv(tmp / "second.csv", index=False)
+    # monitor=null: the checkpoints hold the final epoch (Lightning writes last.ckpt only with a new best)
+    base = ["encoder=pretrained", f"encoder.path={tmp / 'encoder.pt'}", "data=csv", "split=random",
+            "callbacks.model_checkpoint.monitor=null", *QUIET]
+    first = [f"data.path={FIXTURES / 'esol_small.csv'}", "data.target_cols=[logS]", "task.name=solubility"]
+    jobs = {
+        "frozen": [*first, "task.freeze_encoder=true", "trainer.max_epochs=2"],
+        "frozen_pre": [*first, "task.freeze_encoder=true", "++task.precompute_embeddings=true",
+                       "trainer.max_epochs=2"],
+        "second": [f"data.path={tmp / 'second.csv'}", "data.target_cols=[y2]", "task.name=second",
+                   "task.freeze_encoder=true", "++task.precompute_embeddings=true", "trainer.max_epochs=2"],
+        "finetuned": [*first, "trainer.max_epochs=1"],
+        "layers1": [*first, "++task.freeze_layers=1", "trainer.max_epochs=2"],
+        "gradual": [*first, "++task.unfreeze_every=1", "trainer.max_epochs=2"],
+    }
+    out = {"dir": tmp, "encoder": tmp / "encoder.pt"}
+    for name, overrides in jobs.items():
+        out[name] = train(_compose([*base, *overrides], tmp / "cache"), tmp / name)
+    return out
+
+
+def _encoder_state(run_dir: Path, which: str = "last") -> dict:
+    state = safe_load(run_dir / "checkpoints" / f"{which}.ckpt")["state_dict"]
+    return {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+
+
+def _changed(runs, name: str) -> set[str]:
+    before = safe_load(runs["encoder"])["state_dict"]
+    after = _encoder_state(runs["dir"] / name)
+    assert set(before) == set(after)
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["frozen", "frozen_pre", "second"])
+def test_frozen_training_leaves_every_encoder_tensor_bit_identical(runs, name):
+    assert _changed(runs, name) == set()  # weights, batch-norm running stats and counters
+    before = safe_load(runs["encoder"])["state_dict"]
+    best = _encoder_state(runs["dir"] / name, "best")
+    assert all(torch.equal(before[k], best[k]) for k in before)
+
+
+@pytest.mark.slow
+def test_precomputed_embeddings_train_the_same_head(runs):
+    """Same seed, same batches, same frozen encoder: the head trained on precomputed embeddings matches."""
+    a, b = runs["frozen"], runs["frozen_pre"]
+    assert b["time/precompute_s"] > 0 and "time/precompute_s" not in a
+    assert abs(a["val/rmse"] - b["val/rmse"]) < 1e-4 and abs(a["test/rmse"] - b["test/rmse"]) < 1e-4
+    heads = [{k: v for k, v in safe_load(runs["dir"] / n / "checkpoints" / "last.ckpt")["state_dict"].items()
+              if k.startswith("head.")} for n in ("frozen", "frozen_pre")]
+    assert all(torch.allclose(heads[0][k], heads[1][k], atol=1e-5) for k in heads[0])
+    preds = [pd.read_csv(runs["dir"] / n / "test_predictions.csv") for n in ("frozen", "frozen_pre")]
+    assert np.allclose(preds[0].logS_pred, preds[1].logS_pred, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_fine_tuning_changes_the_encoder(runs):
+    changed = _changed(runs, "finetuned")
+    assert {"convs.0.nn.0.weight", "convs.1.nn.0.weight", "norms.0.running_mean"} <= changed
+
+
+@pytest.mark.slow
+def test_freeze_layers_freezes_exactly_the_embeddings_and_first_layers(runs):
+    before = safe_load(runs["encoder"])["state_dict"]
+    frozen = {k for k in before if k.startswith(("atom_embedding.", "convs.0.", "bond_embeddings.0.", "norms.0."))}
+    changed = _changed(runs, "layers1")
+    assert not changed & frozen  # embeddings + layer 0 bit-identical, batch-norm statistics included
+    params = {k for k, _ in load_encoder(runs["encoder"]).named_parameters()}
+    assert params - frozen <= changed  # every other weight trained
+    assert {"norms.1.running_mean", "convs.1.nn.1.running_var"} <= changed
+
+
+@pytest.mark.slow
+def test_gradual_unfreezing_trains_the_top_layer_first(runs):
+    changed = _changed(runs, "gradual")  # epoch 0: head only; epoch 1: top layer (+ readout)
+    assert any(k.startswith("convs.1.") for k in changed) and any(k.startswith("norms.1.") for k in changed)
+    assert not any(k.startswith(("atom_embedding.", "convs.0.", "bond_embeddings.0.", "norms.0.")) for k in changed)
+
+
+def test_unfreezing_schedule_top_down_and_eval_mode():
+    encoder = Hu2020GCN(hidden_dim=8, num_layers=3)
+    freezer = EncoderFreezer(encoder, freeze_layers=None, unfreeze_every=2)
+
+    def trainable(epoch):
+        freezer.apply(epoch, training=True)
+        return {k.split(".")[0] + ("." + k.split(".")[1] if k.split(".")[1].isdigit() else "")
+                for k, p in encoder.named_parameters() if p.requires_grad}
+
+    assert trainable(0) == trainable(1) == set()
+    assert not encoder.gnns[2].training and not encoder.batch_norms[0].training
+    assert trainable(2) == {"gnns.2", "batch_norms.2"}
+    assert encoder.batch_norms[2].training and not encoder.batch_norms[1].training
+    assert trainable(4) == {"gnns.2", "batch_norms.2", "gnns.1", "batch_norms.1"}
+    assert trainable(8) == {"gnns.2", "batch_norms.2", "gnns.1", "batch_norms.1", "gnns.0", "batch_norms.0",
+                            "x_embedding1", "x_embedding2"}
+    assert len(freezer.optimizer_params()) == len(list(encoder.parameters()))
+    fixed = EncoderFreezer(encoder, freeze_layers=2, unfreeze_every=None)
+    assert {id(p) for p in fixed.optimizer_params()} == {id(p) for p in [*encoder.gnns[2].parameters(),
+                                                                          *encoder.batch_norms[2].parameters()]}
+
+
+def test_freezing_options_are_checked():
+    encoder = Hu2020GCN(hidden_dim=8, num_layers=3)
+    with pytest.raises(MolgnnError, match="needs task.freeze_encoder=true"):
+        make_freezer(encoder, False, None, None, precompute_embeddings=True)
+    with pytest.raises(MolgnnError, match="task.freeze_layers=4: the hu2020_gcn encoder has 3"):
+        make_freezer(encoder, False, 4, None)
+    with pytest.raises(MolgnnError, match="freezes the whole encoder"):
+        make_freezer(encoder, True, 1, None)
+    assert make_freezer(encoder, False, None, None) is None
+
+
+def _predict(model, smiles: list[str]) -> torch.Tensor:
+    batch = Batch.from_data_list([smiles_to_graph(s, model.encoder.spec) for s in smiles])
+    with torch.no_grad():
+        return model(batch)
+
+
+@pytest.mark.slow
+def test_bundle_of_two_heads_predicts_what_each_head_predicts_alone(runs, tmp_path):
+    ckpts = [runs["dir"] / n / "checkpoints" / "best.ckpt" for n in ("frozen", "second")]
+    path = bundle_checkpoints(ckpts, tmp_path / "bundle.pt")
+    blob = safe_load(path)
+    header = blob["molgnn"]
+    assert header["kind"] == "bundle" and [h["name"] for h in header["heads"]] == ["solubility", "second"]
+    assert {k.split(".")[0] for k in blob["state_dict"]} == {"encoder", "heads"}
+    assert all(h["encoder_fingerprint"] == header["encoder"]["fingerprint"] for h in header["heads"])
+    bundle = load_bundle(path)
+    assert bundle.target_names == ["solubility/logS", "second/y2"]
+    alone = torch.cat([_predict(load_bundle(c), SMILES) for c in ckpts], dim=1)
+    assert torch.allclose(_predict(bundle, SMILES), alone, atol=1e-6)
+    # and what molgnn-train itself predicted for its test rows
+    test = pd.read_csv(runs["dir"] / "frozen" / "test_predictions.csv")
+    assert np.allclose(_predict(bundle, test.smiles.tolist())[:, 0].numpy(), test.logS_pred, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_bundle_refuses_a_head_trained_on_another_encoder(runs, tmp_path):
+    other = runs["dir"] / "finetuned" / "checkpoints" / "best.ckpt"
+    with pytest.raises(CheckpointError, match=rf"{other}: head 'solubility' was trained on encoder \w+, not on the "):
+        bundle_checkpoints([runs["dir"] / "frozen" / "checkpoints" / "best.ckpt", other], tmp_path / "b.pt")
+    with pytest.raises(MolgnnError, match="two heads are named 'solubility'"):
+        bundle_checkpoints([runs["dir"] / "frozen" / "checkpoints" / "best.ckpt"] * 2, tmp_path / "b.pt")
+    assert not (tmp_path / "b.pt").exists()
+
+
+def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", module, *args, f"hydra.run.dir={cwd / 'hydra'}"],
+                          capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+
+
+@pytest.mark.slow
+def test_bundle_cli(runs, tmp_path):
+    a, b = (runs["dir"] / n / "checkpoints" / "best.ckpt" for n in ("frozen", "second"))
+    proc = _cli("molgnn.cli.bundle", f"heads=[{a},{b}]", "names=[solubility,other]", "output=props.pt", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert load_bundle(tmp_path / "props.pt").target_names == ["solubility/logS", "other/y2"]
+    c = runs["dir"] / "finetuned" / "checkpoints" / "best.ckpt"
+    proc = _cli("molgnn.cli.bundle", f"heads=[{a},{c}]", "output=bad.pt", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"molgnn-bundle: error: {c}: head 'solubility' was trained on")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["npy", "parquet"])
+def test_embed_cli_keeps_every_row_in_order(runs, tmp_path, fmt):
+    src = FIXTURES / "esol_bad_rows.csv"
+    proc = _cli("molgnn.cli.embed", f"input={src}", f"checkpoint={runs['encoder']}", f"output=emb.{fmt}",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    smiles = pd.read_csv(src).smiles.tolist()
+    if fmt == "npy":
+        values, ids = np.load(tmp_path / "emb.npy"), pd.read_csv(tmp_path / "emb.ids.csv")
+    else:
+        frame = pd.read_parquet(tmp_path / "emb.parquet")
+        ids = frame
+        values = np.stack([v if v is not None else np.full(32, np.nan) for v in frame.embedding])
+    assert values.shape == (len(smiles), 32) and ids.row.tolist() == list(range(len(smiles)))
+    invalid = [r for r in range(len(smiles)) if not ids.valid[r]]
+    assert invalid and all(np.isnan(values[r]).all() for r in invalid) and ids.reason[invalid[0]]
+    encoder = load_encoder(runs["encoder"]).eval()
+    good = [r for r in range(len(smiles)) if ids.valid[r]][:5]
+    with torch.no_grad():
+        expected = encoder(Batch.from_data_list([smiles_to_graph(smiles[r], encoder.spec) for r in good]))
+    assert np.allclose(values[good], expected.numpy(), atol=1e-5)
+
+
+class _Payload:
+    """Unpickling this runs a shell command: the attack weights_only=True must stop."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_payload_is_refused_and_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"molgnn": {"format_version": 1}, "x_embedding1.weight": _Payload(marker)}, evil)
+    for load in (lambda p: load_foreign_encoder("hu2020_gcn", p), load_encoder, load_bundle,
+                 lambda p: bundle_checkpoints([p], tmp_path / "out.pt")):
+        with pytest.raises(CheckpointError, match="refused: .*never executes code from a checkpoint"):
+            load(evil)
+    assert not marker.exists()
+
+
+def test_broken_files_get_clear_errors(runs_free_encoder, tmp_path):
+    good = runs_free_encoder
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint\n")
+    newer = tmp_path / "newer.pt"
+    blob = safe_load(good)
+    blob["molgnn"]["format_version"] = 99
+    torch.save(blob, newer)
+    for path, message in ((truncated, "not a readable checkpoint"), (text, "not a readable checkpoint"),
+                          (newer, "format version 99 is newer")):
+        for load in (load_encoder, load_bundle, lambda p: bundle_checkpoints([p], tmp_path / "o.pt")):
+            with pytest.raises(CheckpointError, match=message):
+                load(path)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_foreign_encoder("hu2020_gcn", truncated)
+    with pytest.raises(CheckpointError, match="this is a molgnn checkpoint; load it with encoder=pretrained"):
+        load_foreign_encoder("hu2020_gcn", good)
+    with pytest.raises(CheckpointError, match="a encoder file has no property heads"):
+        load_bundle(good)
+
+
+@pytest.fixture
+def runs_free_encoder(tmp_path) -> Path:
+    """A small molgnn encoder.pt made without training."""
+    return export_encoder(Hu2020GCN(hidden_dim=8, num_layers=2), tmp_path / "enc.pt")
