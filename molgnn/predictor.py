@@ -1,0 +1,133 @@
+"""Trained models for prediction: a checkpoint (molgnn-train ``.ckpt``) or a bundle (molgnn-bundle) ->
+``Predictor`` (one encoder + N heads, predictions in original units), and ensembles of several files.
+
+Only the molgnn header and tensors are read (``safe_load``: ``weights_only=True``); the featurizer spec
+comes from the header, never from tensor widths.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from molgnn.checkpoint import build_encoder, build_head, load_state_strict, read_header, safe_load, sub_state
+from molgnn.errors import CheckpointError
+from molgnn.featurize.descriptors import DescriptorScaler
+from molgnn.featurize.spec import FeaturizerSpec
+
+log = logging.getLogger(__name__)
+
+
+class Predictor(nn.Module):
+    """encoder(batch) -> h [B, d]; head_i([h || desc_i]) * std_i + mean_i -> float [B, sum_i T_i].
+
+    ``columns``: one output column name per predicted value (the target names; ``<head>/<target>`` when
+    two heads share a target name). Heads trained with RDKit descriptors (``descriptor_scalers[i]`` not None)
+    read ``batch.desc``: float [B, len(descriptor_names)] raw descriptor values (NaN where missing), which
+    are standardized here with each head's own scaler.
+    """
+
+    def __init__(self, encoder: nn.Module, heads: list[nn.Module], head_headers: list[dict], path: str = ""):
+        super().__init__()
+        self.path, self.encoder, self.heads = path, encoder, nn.ModuleList(heads)
+        self.head_headers = head_headers
+        for i, h in enumerate(head_headers):
+            self.register_buffer(f"mean{i}", torch.tensor(h["scaler"]["mean"], dtype=torch.float32), persistent=False)
+            self.register_buffer(f"std{i}", torch.tensor(h["scaler"]["std"], dtype=torch.float32), persistent=False)
+        self.descriptor_scalers = [DescriptorScaler.from_dict(h["descriptors"]) if h.get("descriptors") else None
+                                   for h in head_headers]
+        self.columns = _column_names(head_headers)
+        self.descriptor_names = sorted({n for s in self.descriptor_scalers if s is not None for n in s.names})
+        for i, s in enumerate(self.descriptor_scalers):
+            if s is not None:
+                self.register_buffer(f"desc_index{i}", torch.tensor([self.descriptor_names.index(n) for n in s.names]),
+                                     persistent=False)
+                for key in ("low", "high", "mean", "std"):
+                    self.register_buffer(f"desc_{key}{i}", torch.tensor(getattr(s, key), dtype=torch.float32),
+                                         persistent=False)
+
+    @property
+    def spec(self) -> FeaturizerSpec:
+        return self.encoder.spec
+
+    @property
+    def needs_descriptors(self) -> bool:
+        return any(s is not None for s in self.descriptor_scalers)
+
+    @torch.inference_mode()
+    def predict_batch(self, batch) -> torch.Tensor:
+        """PyG batch of B graphs -> float [B, len(columns)] in original units."""
+        h = self.encoder(batch)
+        out = []
+        for i, (head, scaler) in enumerate(zip(self.heads, self.descriptor_scalers)):
+            x = h if scaler is None else torch.cat([h, self._descriptors(batch.desc, i, scaler).to(h.dtype)], 1)
+            out.append(head(x).float() * getattr(self, f"std{i}") + getattr(self, f"mean{i}"))
+        return torch.cat(out, dim=1)
+
+    def _descriptors(self, raw: torch.Tensor, i: int, scaler: DescriptorScaler) -> torch.Tensor:
+        """``DescriptorScaler.transform`` in torch: raw float [B, D_all] -> standardized float [B, D_i]."""
+        x = raw[:, getattr(self, f"desc_index{i}")].float()
+        x = torch.minimum(torch.maximum(x, getattr(self, f"desc_low{i}")), getattr(self, f"desc_high{i}"))
+        z = (x - getattr(self, f"desc_mean{i}")) / getattr(self, f"desc_std{i}")
+        return torch.nan_to_num(z.clamp(-scaler.clip, scaler.clip), nan=0.0)
+
+
+def _column_names(head_headers: list[dict]) -> list[str]:
+    names = [t for h in head_headers for t in h["target_names"]]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{h['name']}/{t}" for h in head_headers for t in h["target_names"]]
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """Load a molgnn-train checkpoint (kind "model") or a molgnn-bundle file (kind "bundle") in eval mode.
+
+    Raises ``CheckpointError`` (one line naming the file) for anything unusable: not a torch file, pickled
+    objects, no molgnn header, an encoder-only file, unknown families, missing or mis-shaped tensors.
+    """
+    blob = safe_load(path)
+    header = read_header(blob, path)
+    kind = header.get("kind")
+    if kind not in ("model", "bundle"):
+        raise CheckpointError(f"{path}: a {kind!r} file has no property heads; molgnn-predict needs a "
+                              "molgnn-train checkpoint (.ckpt) or a molgnn-bundle file")
+    heads_info = header.get("heads") or []
+    if not heads_info:
+        raise CheckpointError(f"{path}: the header lists no heads")
+    if kind == "model" and len(heads_info) != 1:
+        raise CheckpointError(f"{path}: a model checkpoint must have exactly one head, found {len(heads_info)}")
+    state = blob.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no state_dict")
+    try:
+        encoder = build_encoder(header, path)
+        heads = [build_head(h, path) for h in heads_info]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: malformed molgnn header: {type(exc).__name__}: {exc}") from None
+    load_state_strict(encoder, sub_state(state, "encoder"), path, "encoder")
+    prefixes = ["head"] if kind == "model" else [f"heads.{i}" for i in range(len(heads))]
+    for i, (head, prefix) in enumerate(zip(heads, prefixes)):
+        load_state_strict(head, sub_state(state, prefix), path, f"head {i} ({heads_info[i].get('name')})")
+    model = Predictor(encoder, heads, heads_info, str(path)).eval()
+    log.info("loaded %s: %s encoder, %d head(s) -> %s", path, encoder.family, len(heads), ", ".join(model.columns))
+    return model
+
+
+def load_ensemble(paths: list[str | Path]) -> list[Predictor]:
+    """Load one or more checkpoints; every member must share the featurizer spec and the output columns
+    (an error lists the differences), so their predictions can be averaged."""
+    if not paths:
+        raise CheckpointError("no checkpoint given (ckpt_path=model.ckpt or ckpt_path=[a.ckpt,b.ckpt])")
+    members = [load_predictor(p) for p in paths]
+    ref = members[0]
+    for m in members[1:]:
+        if m.spec != ref.spec:
+            raise CheckpointError(f"{m.path}: featurizer spec differs from {ref.path}'s, so they cannot form an "
+                                  f"ensemble: {'; '.join(ref.spec.diff(m.spec)[:10])}")
+        if m.columns != ref.columns:
+            raise CheckpointError(f"{m.path}: predicts {m.columns}, but {ref.path} predicts {ref.columns}; "
+                                  "ensemble members must predict the same targets")
+    return members
