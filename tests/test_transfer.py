@@ -285,3 +285,31 @@ def test_broken_files_get_clear_errors(runs_free_encoder, tmp_path):
 def runs_free_encoder(tmp_path) -> Path:
     """A small molgnn encoder.pt made without training."""
     return export_encoder(Hu2020GCN(hidden_dim=8, num_layers=2), tmp_path / "enc.pt")
+
+
+def test_spec_mismatch_names_the_differing_fields(tmp_path):
+    """encoder=pretrained passes the run's featurizer as expect_spec: a different one is listed, not loaded."""
+    from dataclasses import replace
+
+    from molgnn.featurize.spec import FeatureVocab, default_spec
+    from molgnn.nn.gine import GINEEncoder
+
+    path = export_encoder(GINEEncoder(default_spec(), hidden_dim=8, num_layers=1), tmp_path / "enc.pt")
+    spec = default_spec()
+    other = replace(spec, version=2, atom_features=(*spec.atom_features[:1],
+                                                    FeatureVocab("degree", (0, 1, 2, 3, 4)),
+                                                    *spec.atom_features[2:]))
+    with pytest.raises(CheckpointError) as err:
+        load_encoder(path, expect_spec=other)
+    assert "featurizer spec differs" in str(err.value)
+    assert "version: 2 != 1" in str(err.value) and "atom_features[degree].values" in str(err.value)
+
+
+@pytest.mark.slow
+def test_bundle_refuses_a_head_with_another_featurizer_spec(runs, tmp_path):
+    good = runs["dir"] / "frozen" / "checkpoints" / "best.ckpt"
+    blob = safe_load(runs["dir"] / "second" / "checkpoints" / "best.ckpt")
+    blob["molgnn"]["spec"]["version"] = 7  # same weights, other featurization: must not be mixed
+    torch.save(blob, tmp_path / "other_spec.ckpt")
+    with pytest.raises(CheckpointError, match=r"other_spec.ckpt: featurizer spec differs from .*version: 1 != 7"):
+        bundle_checkpoints([good, tmp_path / "other_spec.ckpt"], tmp_path / "b.pt")
