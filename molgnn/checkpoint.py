@@ -71,35 +71,85 @@ def make_header(kind: str, encoder: nn.Module, heads: list[dict] | None = None,
 
 
 def safe_load(path: str | Path) -> dict:
-    """``torch.load(weights_only=True)`` with one clear error for every way a file can be unusable."""
+    """``torch.load(weights_only=True)`` with one clear error for every way a file can be unusable.
+
+    A pickle that names any class or function outside torch's tensor allow-list is refused before anything
+    in it runs; truncated, empty, random or foreign files are a ``CheckpointError``, never another exception.
+    """
     p = Path(path).expanduser()
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint not found")
     try:
         blob = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
-        raise CheckpointError(f"{p}: refused: the file holds pickled objects that are not plain tensors or "
-                              f"primitives ({first[:160]}); molgnn never executes code from a checkpoint") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, io.UnsupportedOperation) as exc:
+        detail = _torch_detail(exc)
+        if "global" in detail.lower():
+            raise CheckpointError(f"{p}: refused: the file would import code ({detail}); molgnn loads tensors and "
+                                  "primitives only and never executes code from a checkpoint") from None
+        raise CheckpointError(f"{p}: not a readable checkpoint (corrupt or not a torch file): {detail}") from None
+    except Exception as exc:  # truncated zip, random bytes, legacy-format garbage: all the user's file, not a bug
         raise CheckpointError(f"{p}: not a readable checkpoint (truncated or not a torch file): "
-                              f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__}") from None
+                              f"{_torch_detail(exc)}") from None
     if not isinstance(blob, dict):
         raise CheckpointError(f"{p}: not a checkpoint (top level is {type(blob).__name__}, expected a dict)")
     return blob
 
 
+def _torch_detail(exc: BaseException) -> str:
+    """The informative line of a torch.load error (its long weights_only preamble and advice dropped)."""
+    skip = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6")
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(skip)]
+    text = (useful or lines or [type(exc).__name__])[0]
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 def read_header(blob: dict, path: str | Path) -> dict:
-    """The molgnn header of a loaded checkpoint, checked for kind and format version."""
+    """The molgnn header of a loaded checkpoint, checked for format version and structure (kind, spec,
+    encoder family/args, heads, state_dict), so later code never meets a KeyError or TypeError."""
     header = blob.get("molgnn")
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: no molgnn header; for a plain state dict use encoder=state_dict with "
                               "the encoder arguments in config")
     version = header.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path}: malformed molgnn header: format_version is {version!r}, not an integer")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this molgnn "
                               f"supports ({FORMAT_VERSION}); upgrade molgnn")
+    problem = _header_problem(header, blob)
+    if problem:
+        raise CheckpointError(f"{path}: malformed molgnn header: {problem}")
     return header
+
+
+def _header_problem(header: dict, blob: dict) -> str | None:
+    """What is structurally wrong with a header (None when nothing is)."""
+    import inspect
+
+    if not isinstance(header.get("kind"), str):
+        return f"kind is {header.get('kind')!r}"
+    try:
+        FeaturizerSpec.from_dict(header["spec"])
+    except Exception as exc:
+        return f"spec cannot be read ({type(exc).__name__}: {str(exc)[:80]})"
+    enc = header.get("encoder")
+    if not isinstance(enc, dict) or not isinstance(enc.get("family"), str) or not isinstance(enc.get("args"), dict):
+        return "encoder must be {'family': str, 'args': dict, ...}"
+    if enc["family"] in ENCODER_FAMILIES:
+        params = inspect.signature(ENCODER_FAMILIES[enc["family"]]).parameters
+        if not any(v.kind is inspect.Parameter.VAR_KEYWORD for v in params.values()):
+            extra = sorted(set(map(str, enc["args"])) - set(params))
+            if extra:
+                return f"encoder family {enc['family']!r} takes no argument(s) {extra}"
+    heads = header.get("heads", [])
+    if not isinstance(heads, list) or not all(
+            isinstance(h, dict) and isinstance(h.get("family"), str) and isinstance(h.get("args"), dict)
+            for h in heads):
+        return "heads must be a list of {'family': str, 'args': dict, ...}"
+    if not isinstance(blob.get("state_dict"), dict):
+        return "no state_dict (the tensors) next to the header"
+    return None
 
 
 def build_encoder(header: dict, path: str | Path = "checkpoint") -> nn.Module:

@@ -41,7 +41,7 @@ def parse_smiles(smiles: object) -> Chem.Mol | ParseFailure:
     try:
         mol = Chem.MolFromSmiles(text)
     except Exception as exc:  # RDKit raises on a few malformed inputs instead of returning None
-        return ParseFailure(f"RDKit error: {exc}")
+        return ParseFailure(f"RDKit error: {_clip(str(exc))}")
     if mol is None:
         return _explain_failure(text)
     if mol.GetNumAtoms() == 0:
@@ -62,5 +62,11 @@ def _explain_failure(text: str) -> ParseFailure:
     try:
         Chem.SanitizeMol(raw)
     except Exception as exc:
-        return ParseFailure(f"sanitization failed: {str(exc).strip().splitlines()[0]}")
+        return ParseFailure(f"sanitization failed: {_clip(str(exc).strip().splitlines()[0])}")
     return ParseFailure("RDKit could not parse the SMILES")
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    """A reason stays one short line (RDKit lists every unkekulized atom of a big molecule)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

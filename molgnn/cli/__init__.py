@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from molgnn.errors import MolgnnError
 
@@ -28,11 +31,88 @@ def user_errors_as_one_line(prog: str):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
             try:
+                if args and isinstance(args[0], DictConfig):
+                    _check_no_missing(args[0])
                 return fn(*args, **kwargs)
             except MolgnnError as exc:
                 print(f"{prog}: error: {exc}", file=sys.stderr)
+                sys.exit(2)
+            except (HydraException, OmegaConfBaseException) as exc:  # a config value no object accepts
+                if os.environ.get("HYDRA_FULL_ERROR") == "1" and not _wrapped_by_us():
+                    raise
+                print(f"{prog}: config error: {config_error_line(exc)}", file=sys.stderr)
                 sys.exit(2)
 
         return inner
 
     return wrap
+
+
+def config_errors_as_one_line(prog: str):
+    """Decorator for the function ``@hydra.main`` returns (the console-script entry): Hydra's own errors
+    before the task runs (unknown key ``foo=1``, missing group option ``encoder=gin``, bad override syntax)
+    print as ``prog: config error: ...`` on one line and exit with status 2. ``HYDRA_FULL_ERROR=1`` keeps
+    Hydra's full report. Errors that are bugs (not Hydra/OmegaConf/molgnn errors) keep their traceback."""
+
+    def wrap(hydra_main):
+        @functools.wraps(hydra_main)
+        def inner(*args, **kwargs):
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                return hydra_main(*args, **kwargs)
+            os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing; we choose what to print
+            os.environ[_OURS] = "1"
+            try:
+                return hydra_main(*args, **kwargs)
+            except (HydraException, OmegaConfBaseException) as exc:
+                print(f"{prog}: config error: {config_error_line(exc)}", file=sys.stderr)
+                sys.exit(2)
+            finally:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+                os.environ.pop(_OURS, None)
+
+        return inner
+
+    return wrap
+
+
+_OURS = "MOLGNN_SHORT_ERRORS"
+
+
+def _wrapped_by_us() -> bool:
+    return os.environ.get(_OURS) == "1"
+
+
+def _check_no_missing(cfg: DictConfig) -> None:
+    """Every ``???`` value must be given on the command line; name them all at once."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
+    if missing:
+        raise MolgnnError(f"missing config value(s): {', '.join(missing)}; set them on the command line, "
+                          f"e.g. {missing[0]}=...")
+
+
+def config_error_line(exc: BaseException) -> str:
+    """One line from a Hydra/OmegaConf error: its first line (with the override or config key it is about),
+    the cause, the available options and Hydra's '+key=value' hint; no search paths or tracebacks."""
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    parts = [(lines[0] if lines else type(exc).__name__).rstrip(".:")]
+    override = getattr(exc, "override", None)
+    if override:
+        parts[0] = f"cannot parse override {override!r}: {parts[0]}"
+    full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), "")
+    if full_key and full_key not in parts[0]:
+        parts[0] += f" (at {full_key})"
+    if "Available options" in text:
+        options = []
+        for ln in text.split("Available options", 1)[1].splitlines()[1:]:
+            if not ln.startswith("\t"):
+                break
+            options.append(ln.strip())
+        parts.append(f"available: {', '.join(options)}")
+    cause = exc.__cause__
+    if cause is not None:
+        cause_lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+        parts.append(f"{type(cause).__name__}: {cause_lines[0] if cause_lines else ''}".rstrip(": "))
+    parts += [ln for ln in lines[1:] if ln.startswith("To append")]
+    line = "; ".join(parts)
+    return line if len(line) <= 400 else line[:397] + "..."

@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from molgnn.cli import CONF_DIR, user_errors_as_one_line
+from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
 from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
 from molgnn.tasks.embeddings import maybe_precompute
 from molgnn.tasks.timing import EpochTimer
@@ -76,6 +76,7 @@ def _write_test_predictions(trainer, task, datamodule, best, out_dir: Path) -> N
     parity_plot(frame, datamodule.target_names, out_dir / "parity.png", title=f"{datamodule.name} test")
 
 
+@config_errors_as_one_line("molgnn-train")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 @user_errors_as_one_line("molgnn-train")
 def main(cfg: DictConfig) -> float | None:

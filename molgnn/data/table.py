@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from molgnn.errors import InputFileError
+
+log = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".smi", ".txt")
 
@@ -43,19 +46,39 @@ def read_frame(path: str | Path, **kwargs) -> pd.DataFrame:
     try:
         if kind in ("csv", "tsv"):
             sep = "," if kind == "csv" else "\t"
-            return pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, encoding_errors="strict", **kwargs)
+            frame = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, encoding_errors="strict", **kwargs)
+            if not isinstance(frame.index, pd.RangeIndex):  # pandas turned surplus leading fields into an index
+                raise InputFileError(f"{p}: line 2 has more fields than the header ({len(frame.columns)} "
+                                     f"columns); quote values that contain {sep!r}")
+            return frame
         # .smi / .txt: SMILES then an optional whitespace-separated id, no header
         rows = [line.split(maxsplit=1) for line in _text_lines(p)]
         return pd.DataFrame({"smiles": [r[0] if r else "" for r in rows],
                              "id": [r[1].strip() if len(r) > 1 else "" for r in rows]})
-    except UnicodeDecodeError as exc:
-        raise InputFileError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"{p}: not UTF-8 text ({_first_bad_utf8(p)}); re-save the file as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise InputFileError(f"{p}: file is empty") from None
     except (pd.errors.ParserError, csv.Error) as exc:
         raise InputFileError(f"{p}: cannot parse as {kind}: {str(exc).strip().splitlines()[-1]}") from None
-    except OSError as exc:
+    except (OSError, EOFError) as exc:  # EOFError: a truncated .gz
         raise InputFileError(f"{p}: cannot read: {exc}") from None
+
+
+def _first_bad_utf8(p: Path) -> str:
+    """Where the first byte that is not UTF-8 sits: ``line L, byte 0xNN`` (the decoder's own offset is
+    relative to a buffer, not the file)."""
+    import gzip
+
+    opener = gzip.open if p.suffix.lower() == ".gz" else open
+    with opener(p, "rb") as fh:
+        data = fh.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"line {line}, byte 0x{data[exc.start]:02x}"
+    return "undecodable bytes"
 
 
 def _text_lines(p: Path) -> list[str]:
@@ -118,4 +141,16 @@ def read_labeled_table(path: str | Path, smiles_col: str, target_cols: list[str]
         targets[ok, j] = values.to_numpy(dtype=float, na_value=np.nan)[ok]
     for row in np.flatnonzero(np.isnan(targets).all(axis=1)):
         problems.setdefault(int(row), "no target value")
-    return LabeledTable(p, frame[smiles_col].astype(str).tolist(), list(target_cols), targets, problems)
+    smiles = frame[smiles_col].astype(str).tolist()
+    _warn_duplicates(p, smiles)
+    return LabeledTable(p, smiles, list(target_cols), targets, problems)
+
+
+def _warn_duplicates(path: Path, smiles: list[str]) -> None:
+    """Duplicated SMILES are kept as separate rows (each with its own target); say so once, since a
+    random split can then put the same molecule in train and test."""
+    stripped = pd.Series([s.strip() for s in smiles])
+    dup = stripped[(stripped != "") & stripped.duplicated(keep="first")]
+    if len(dup):
+        log.warning("%s: %d row(s) repeat an earlier SMILES string (kept; first: line %d %r)", path, len(dup),
+                    int(dup.index[0]) + 2, dup.iloc[0])
