@@ -7,12 +7,13 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from molgnn.cli import CONF_DIR, user_errors_as_one_line
+from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
 from molgnn.transfer import bundle_checkpoints, load_bundle
 
 log = logging.getLogger("molgnn.bundle")
 
 
+@config_errors_as_one_line("molgnn-bundle")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="bundle")
 @user_errors_as_one_line("molgnn-bundle")
 def main(cfg: DictConfig) -> None:

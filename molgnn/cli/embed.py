@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from molgnn.checkpoint import load_encoder
-from molgnn.cli import CONF_DIR, user_errors_as_one_line
+from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
 from molgnn.data.table import read_frame, require_columns, table_format
 from molgnn.errors import MolgnnError
 from molgnn.transfer import Embeddings, embed_smiles
@@ -58,6 +58,7 @@ def write_embeddings(emb: Embeddings, ids: list[str], output: str | Path) -> lis
     raise MolgnnError(f"output={out}: use a .npy or .parquet file name")
 
 
+@config_errors_as_one_line("molgnn-embed")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="embed")
 @user_errors_as_one_line("molgnn-embed")
 def main(cfg: DictConfig) -> None:
