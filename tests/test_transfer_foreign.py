@@ -131,7 +131,7 @@ def test_layers_match_a_dense_reference():
         z = wx[s] + (gat.edge_embedding1.weight[a] + gat.edge_embedding2.weight[b]).view(2, d)
         scores[k] = (z, torch.nn.functional.leaky_relu((torch.cat([wx[t], z], -1) * gat.att[0]).sum(-1), 0.2))
     ref = torch.zeros(n, 2, d)
-    for k, (s, t, a, b) in enumerate(edges):
+    for k, (_, t, _, _) in enumerate(edges):
         denom = sum(torch.exp(scores[j][1]) for j, e in enumerate(edges) if e[1] == t)
         ref[t] += scores[k][0] * (torch.exp(scores[k][1]) / denom).unsqueeze(-1)
     assert torch.allclose(gat(x, edge_index, edge_attr), ref.mean(1) + gat.bias, atol=1e-5)
