@@ -96,12 +96,20 @@ def safe_load(path: str | Path) -> dict:
 
 
 def _torch_detail(exc: BaseException) -> str:
-    """The informative line of a torch.load error (its long weights_only preamble and advice dropped)."""
-    skip = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6")
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    useful = [ln for ln in lines if not ln.startswith(skip)]
-    text = (useful or lines or [type(exc).__name__])[0]
-    return text if len(text) <= 160 else text[:157] + "..."
+    """The informative part of a torch.load error: the refused import (``GLOBAL module.name``) or the first
+    line that is not torch's weights_only preamble (which suggests the unsafe load; never repeat that)."""
+    import re
+
+    text = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"unsupported GLOBAL {found.group(1)}"
+    skip = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6",
+            "(1)", "(2)")
+    lines = [ln.strip().removeprefix("WeightsUnpickler error:").strip() for ln in text.splitlines()]
+    useful = [ln for ln in lines if ln and not ln.startswith(skip)]
+    line = (useful or [type(exc).__name__])[0]
+    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def read_header(blob: dict, path: str | Path) -> dict:
