@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import hydra
-import torch
 from omegaconf import DictConfig, ListConfig
 
 from molgnn.cli import CONF_DIR, user_errors_as_one_line
@@ -17,13 +16,12 @@ log = logging.getLogger("molgnn.predict")
 def predict(cfg: DictConfig) -> PredictSummary:
     """Run the prediction job a composed ``predict`` config describes."""
     ckpts = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg.torch_threads))
     return predict_file(ckpts, cfg.input.path, cfg.output_path, smiles_col=cfg.input.smiles_col,
-                        output_format_=cfg.output_format, chunk_rows=int(cfg.chunk_rows),
-                        batch_size=int(cfg.batch_size), num_workers=cfg.num_workers, device=str(cfg.device),
+                        output_format=cfg.output_format, chunk_rows=int(cfg.chunk_rows),
+                        batch_size=cfg.batch_size, num_workers=cfg.num_workers, device=str(cfg.device),
                         resume=bool(cfg.resume), progress=bool(cfg.progress), rank=int(cfg.rank),
-                        world_size=int(cfg.world_size), shard_timeout_s=float(cfg.shard_timeout_s))
+                        world_size=int(cfg.world_size), shard_timeout_s=float(cfg.shard_timeout_s),
+                        torch_threads=cfg.torch_threads)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
