@@ -152,3 +152,15 @@ def test_nan_target_never_reaches_the_loss():
     target = torch.tensor([[1.5, float("nan")], [float("nan"), float("nan")]])
     loss = masked_mse(pred, target)
     assert math.isclose(float(loss), 0.25) and loss.isfinite()
+
+
+@pytest.mark.parametrize("name,fragment", [("latin1.csv", "not UTF-8 text (line 12"),
+                                           ("ragged.csv", "line 2 has more fields than the header"),
+                                           ("truncated.csv.gz", "cannot read"), ("empty.csv", "file is empty"),
+                                           ("no_smiles_column.csv", "no column 'smiles'")])
+def test_pretrain_corpus_reader_uses_the_same_checks(bad, name, fragment):
+    from molgnn.data.unlabeled import read_smiles_column
+
+    with pytest.raises(InputFileError) as err:
+        read_smiles_column(bad / name, "smiles")
+    assert name in str(err.value) and fragment in str(err.value)
