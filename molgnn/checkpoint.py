@@ -19,10 +19,8 @@ checkpoint carries the header next to Lightning's own keys and the task's state 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
