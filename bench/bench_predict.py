@@ -143,7 +143,7 @@ def main() -> None:
             extra.append(f"batch_size={args.batch_size}")
         batch_size = args.batch_size or 128
         workers = os.cpu_count() if args.workers is None else args.workers
-        threads = max(1, os.cpu_count() // 2) if workers > 1 else torch.get_num_threads()
+        threads = max(1, os.cpu_count() // 2) if workers > 0 else torch.get_num_threads()
         torch.set_num_threads(threads)  # the forward-only measurement uses the engine's thread count
         results, threads = [], None
         for rows in args.rows:

@@ -61,7 +61,7 @@ def read_chunks(path: Path, smiles_col: str, chunk_rows: int) -> Iterator[pd.Dat
         if kind in ("csv", "tsv"):
             with pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str, keep_default_na=False,
                              chunksize=chunk_rows, encoding_errors="strict") as reader:
-                yield from reader
+                yield from (frame for frame in reader if len(frame))  # a header-only file gives one empty frame
         else:
             yield from _line_chunks(path, chunk_rows)
     except UnicodeDecodeError as exc:
@@ -193,7 +193,7 @@ def featurized_chunks(chunks: Iterator[tuple[int, pd.DataFrame]], smiles_col: st
                       ) -> Iterator[tuple[int, pd.DataFrame, list]]:
     """(k, frame) -> (k, frame, jobs), each job's ``.get()`` giving its packed arrays (``featurize_job``).
 
-    With workers > 1 the jobs run in a fork Pool while the caller predicts earlier ones: the jobs of the
+    With workers >= 1 the jobs run in a fork Pool while the caller predicts earlier ones: the jobs of the
     next ``window`` chunks are queued before chunk k is handed out, and no more (``Pool.imap`` would read
     the whole file ahead), so memory stays bounded by ``window`` chunks.
     """
@@ -201,7 +201,7 @@ def featurized_chunks(chunks: Iterator[tuple[int, pd.DataFrame]], smiles_col: st
         smiles = frame[smiles_col].tolist()
         return [(smiles[i : i + JOB_ROWS], spec, desc_names) for i in range(0, len(smiles), JOB_ROWS)]
 
-    if workers <= 1:
+    if workers <= 0:
         for k, frame in chunks:
             yield k, frame, [_Now(job) for job in jobs(frame)]
         return
@@ -440,8 +440,11 @@ def _file_id(path: str | Path) -> dict:
 
 
 def _resolve_device(device: str) -> torch.device:
+    """``auto``: this rank's GPU (``LOCAL_RANK``, set by torchrun) when CUDA is available, else the CPU."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
     return torch.device(device)
 
 
@@ -510,7 +513,7 @@ def predict_file(ckpt_path: str | list[str], input_path: str | Path, output_path
     done = start_parts(parts, meta, resume, rank, world_size)
     cores = os.cpu_count() or 1
     workers = cores if num_workers is None else num_workers
-    threads = torch_threads or (max(1, cores // 2) if workers > 1 and dev.type == "cpu" else None)
+    threads = torch_threads or (max(1, cores // 2) if workers > 0 and dev.type == "cpu" else None)
     schema = parquet_schema(columns, pred_cols) if fmt == "parquet" else None
 
     seen = [0]

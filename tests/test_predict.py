@@ -290,3 +290,12 @@ def test_descriptor_head_is_predicted_like_in_training(tmp_path_factory, tmp_pat
     src = _write(tmp_path / "t.smi", ref["smiles"])
     predict_file(str(run / "checkpoints" / "best.ckpt"), src, tmp_path / "p.csv", progress=False, num_workers=2)
     np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["logS"], ref["logS_pred"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name,text", [("h.csv", "smiles,id\n"), ("e.smi", "")])
+def test_empty_inputs_give_a_header_only_output(ckpt, tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    for out in (tmp_path / "p.csv", tmp_path / "p.parquet"):
+        assert predict_file(str(ckpt), tmp_path / name, out, **FAST).output_rows == 0
+    assert (tmp_path / "p.csv").read_text().startswith("smiles,id,logS,valid,error")
+    assert list(pd.read_parquet(tmp_path / "p.parquet").columns) == ["smiles", "id", "logS", "valid", "error"]
