@@ -200,8 +200,11 @@ def save_atomic(obj: dict, path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, p)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failed write; after the rename it is already gone
     return p
 
 

@@ -37,7 +37,7 @@ import torch
 from torch_geometric.data import Batch
 
 from molgnn.chem.parse import ParseFailure, parse_smiles
-from molgnn.data.table import check_readable, table_format
+from molgnn.data.table import check_readable, first_bad_utf8, table_format
 from molgnn.errors import InputFileError, MolgnnError
 from molgnn.featurize.descriptors import mol_descriptors
 from molgnn.featurize.graph import _featurizer_for
@@ -61,13 +61,21 @@ def read_chunks(path: Path, smiles_col: str, chunk_rows: int) -> Iterator[pd.Dat
         if kind in ("csv", "tsv"):
             with pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str, keep_default_na=False,
                              chunksize=chunk_rows, encoding_errors="strict") as reader:
-                yield from (frame for frame in reader if len(frame))  # a header-only file gives one empty frame
+                for i, frame in enumerate(reader):
+                    if i == 0 and not isinstance(frame.index, pd.RangeIndex):  # surplus fields became an index
+                        raise InputFileError(f"{path}: line 2 has more fields than the header "
+                                             f"({len(frame.columns)} columns); quote values that contain the "
+                                             "separator")
+                    if len(frame):  # a header-only file gives one empty frame
+                        yield frame
         else:
             yield from _line_chunks(path, chunk_rows)
-    except UnicodeDecodeError as exc:
-        raise InputFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path}: not UTF-8 text ({first_bad_utf8(path)}); re-save the file as UTF-8") from None
     except pd.errors.ParserError as exc:
         raise InputFileError(f"{path}: cannot parse as {kind}: {str(exc).strip().splitlines()[-1]}") from None
+    except (EOFError, OSError) as exc:  # EOFError / BadGzipFile: a truncated or corrupt .gz
+        raise InputFileError(f"{path}: cannot read (truncated or corrupt file?): {exc}") from None
 
 
 def _line_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -93,7 +101,7 @@ def input_columns(path: Path, smiles_col: str) -> list[str]:
         cols = list(pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str, nrows=0).columns)
     except pd.errors.EmptyDataError:
         raise InputFileError(f"{path}: file is empty (no header line)") from None
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, EOFError) as exc:  # EOFError: truncated .gz
         raise InputFileError(f"{path}: cannot read as {kind}: {exc}") from None
     if smiles_col not in cols:
         raise InputFileError(f"{path}: no column {smiles_col!r} (from input.smiles_col); columns are: "

@@ -82,3 +82,32 @@ def test_real_cli_subprocess_misspelt_group_option(tmp_path):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("molgnn-train: config error: ") and expected in lines[0]
+
+
+@pytest.mark.parametrize("module,prog", [("molgnn.cli.pretrain", "molgnn-pretrain"),
+                                         ("molgnn.cli.predict", "molgnn-predict")])
+def test_pretrain_and_predict_unknown_key_is_one_line(monkeypatch, capfd, tmp_path, module, prog):
+    import importlib
+
+    entry = importlib.import_module(module).main
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr(sys, "argv", [prog, "foo=1", f"hydra.run.dir={tmp_path}"])
+    GlobalHydra.instance().clear()
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            entry()
+    finally:
+        GlobalHydra.instance().clear()
+    err = capfd.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert [ln for ln in err.splitlines() if ln.strip()] == [ln for ln in err.splitlines() if ln.startswith(
+        f"{prog}: config error: Could not override 'foo'")]
+
+
+def test_target_cols_as_a_lone_string_is_one_column():
+    from molgnn.data.datamodule import MoleculeDataModule
+    from molgnn.data.split import RandomSplit
+    from molgnn.featurize.spec import default_spec
+
+    dm = MoleculeDataModule(str(SMALL), "smiles", "logS", RandomSplit(), default_spec())
+    assert dm.target_cols == ["logS"]

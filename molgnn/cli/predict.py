@@ -7,7 +7,7 @@ import logging
 import hydra
 from omegaconf import DictConfig, ListConfig
 
-from molgnn.cli import CONF_DIR, user_errors_as_one_line
+from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
 from molgnn.predict import PredictSummary, predict_file
 
 log = logging.getLogger("molgnn.predict")
@@ -24,6 +24,7 @@ def predict(cfg: DictConfig) -> PredictSummary:
                         torch_threads=cfg.torch_threads)
 
 
+@config_errors_as_one_line("molgnn-predict")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 @user_errors_as_one_line("molgnn-predict")
 def main(cfg: DictConfig) -> None:

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from molgnn.checkpoint import export_encoder
-from molgnn.cli import CONF_DIR, user_errors_as_one_line
+from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
 from molgnn.tasks.pretrain import PretrainContext, PretrainTask
 
 log = logging.getLogger("molgnn.pretrain")
@@ -64,6 +64,7 @@ def pretrain(cfg: DictConfig, out_dir: Path | str | None = None) -> dict:
     return header
 
 
+@config_errors_as_one_line("molgnn-pretrain")
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="pretrain")
 @user_errors_as_one_line("molgnn-pretrain")
 def main(cfg: DictConfig) -> float | None:

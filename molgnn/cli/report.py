@@ -19,6 +19,13 @@ def write_json(obj: dict, path: Path) -> None:
     tmp.replace(path)
 
 
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` to ``path`` through a temporary file, so a killed run never leaves a partial CSV."""
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
 def clean_metrics(*metric_dicts: dict) -> dict[str, float]:
     """Merge Lightning metric dicts into one flat {name: float} (tensors to floats)."""
     out: dict[str, float] = {}
@@ -30,7 +37,7 @@ def clean_metrics(*metric_dicts: dict) -> dict[str, float]:
 
 def write_invalid_rows(invalid: pd.DataFrame, out_dir: Path, source: Path) -> None:
     """``invalid_rows.csv`` (row, line, smiles, reason) plus a one-line count in the log."""
-    invalid.to_csv(out_dir / "invalid_rows.csv", index=False)
+    write_csv(invalid, out_dir / "invalid_rows.csv")
     if len(invalid):
         log.warning("%d invalid row(s) in %s left out (see %s): first: line %d: %s", len(invalid), source,
                     out_dir / "invalid_rows.csv", invalid.line.iloc[0], invalid.reason.iloc[0])
@@ -45,7 +52,7 @@ def write_predictions(rows: np.ndarray, smiles: list[str], y_true: np.ndarray, y
     for j, name in enumerate(target_names):
         frame[name] = y_true[:, j]
         frame[f"{name}_pred"] = y_pred[:, j]
-    frame.to_csv(path, index=False)
+    write_csv(frame, path)
     return frame
 
 

@@ -55,7 +55,8 @@ class MoleculeDataModule(L.LightningDataModule):
                  cache_dir: str | None = None, name: str | None = None, descriptors: bool = False,
                  descriptor_names: list[str] | None = None):
         super().__init__()
-        self.path, self.smiles_col, self.target_cols = Path(path), smiles_col, list(target_cols)
+        target_cols = [target_cols] if isinstance(target_cols, str) else list(target_cols)  # data.target_cols=logS
+        self.path, self.smiles_col, self.target_cols = Path(path), smiles_col, target_cols
         self.splitter, self.spec, self.name = split, spec, name or Path(path).stem
         self.batch_size, self.num_workers = batch_size, num_workers
         self.featurize_workers, self.cache_dir = featurize_workers, cache_dir

@@ -56,7 +56,7 @@ def read_frame(path: str | Path, **kwargs) -> pd.DataFrame:
         return pd.DataFrame({"smiles": [r[0] if r else "" for r in rows],
                              "id": [r[1].strip() if len(r) > 1 else "" for r in rows]})
     except UnicodeDecodeError:
-        raise InputFileError(f"{p}: not UTF-8 text ({_first_bad_utf8(p)}); re-save the file as UTF-8") from None
+        raise InputFileError(f"{p}: not UTF-8 text ({first_bad_utf8(p)}); re-save the file as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise InputFileError(f"{p}: file is empty") from None
     except (pd.errors.ParserError, csv.Error) as exc:
@@ -65,7 +65,7 @@ def read_frame(path: str | Path, **kwargs) -> pd.DataFrame:
         raise InputFileError(f"{p}: cannot read: {exc}") from None
 
 
-def _first_bad_utf8(p: Path) -> str:
+def first_bad_utf8(p: Path) -> str:
     """Where the first byte that is not UTF-8 sits: ``line L, byte 0xNN`` (the decoder's own offset is
     relative to a buffer, not the file)."""
     import gzip
