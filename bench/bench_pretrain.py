@@ -7,7 +7,8 @@ scaffold splits, plus a linear probe (frozen embeddings + ridge vs Morgan finger
     python bench/bench_pretrain.py --extra trainer.max_epochs=100            # any Hydra overrides for every run
 
 Columns: scratch (default encoder, random init), pretrained (encoder=pretrained encoder.path=...),
-scratch + RDKit 2D descriptors concatenated before the head (data.descriptors=true). Runs go through
+scratch + RDKit 2D descriptors concatenated before the head (data.descriptors=true), and the pretrained
+encoder with the same descriptors. Runs go through
 molgnn-train subprocesses (bench/common.py); finished runs in --out are reused.
 """
 
@@ -29,6 +30,7 @@ def columns(encoder: Path, descriptors: bool) -> dict[str, list[str]]:
     cols = {"scratch": [], "pretrained": ["encoder=pretrained", f"encoder.path={encoder}"]}
     if descriptors:
         cols["scratch + RDKit 2D"] = ["++data.descriptors=true"]
+        cols["pretrained + RDKit 2D"] = [*cols["pretrained"], "++data.descriptors=true"]
     return cols
 
 

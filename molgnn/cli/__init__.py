@@ -116,3 +116,18 @@ def config_error_line(exc: BaseException) -> str:
     parts += [ln for ln in lines[1:] if ln.startswith("To append")]
     line = "; ".join(parts)
     return line if len(line) <= 400 else line[:397] + "..."
+
+
+def prepare_run_dir(cfg: DictConfig, out_dir=None) -> tuple[DictConfig, Path]:
+    """Point ``paths.output_dir`` at ``out_dir`` (when given), seed everything, create the directory and write
+    ``config_resolved.yaml`` there. Returns (config, run directory)."""
+    import lightning as L
+
+    if out_dir is not None:
+        cfg = cfg.copy()
+        OmegaConf.update(cfg, "paths.output_dir", str(out_dir), force_add=True)
+    run_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return cfg, run_dir

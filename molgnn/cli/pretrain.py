@@ -7,13 +7,12 @@ import logging
 from pathlib import Path
 
 import hydra
-import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from molgnn.checkpoint import export_encoder
-from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
+from molgnn.cli import CONF_DIR, config_errors_as_one_line, prepare_run_dir, user_errors_as_one_line
 from molgnn.tasks.pretrain import PretrainContext, PretrainTask
 
 log = logging.getLogger("molgnn.pretrain")
@@ -32,13 +31,7 @@ def build_objectives(cfg: DictConfig, context: PretrainContext) -> tuple[dict, d
 def pretrain(cfg: DictConfig, out_dir: Path | str | None = None) -> dict:
     """Run one pretraining job into ``out_dir`` (default ``cfg.paths.output_dir``); returns a summary dict
     and writes ``encoder.pt``, ``checkpoints/last.ckpt``, ``pretrain_summary.json``."""
-    if out_dir is not None:
-        cfg = cfg.copy()
-        OmegaConf.update(cfg, "paths.output_dir", str(out_dir), force_add=True)
-    out_dir = Path(cfg.paths.output_dir)
-    L.seed_everything(cfg.seed, workers=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    cfg, out_dir = prepare_run_dir(cfg, out_dir)
     encoder = instantiate(cfg.encoder)
     datamodule = instantiate(cfg.data)(spec=encoder.spec)
     datamodule.setup("fit")

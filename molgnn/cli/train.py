@@ -6,13 +6,12 @@ import logging
 from pathlib import Path
 
 import hydra
-import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
+from molgnn.cli import CONF_DIR, config_errors_as_one_line, prepare_run_dir, user_errors_as_one_line
 from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
 from molgnn.tasks.embeddings import maybe_precompute
 from molgnn.tasks.timing import EpochTimer
@@ -31,13 +30,7 @@ def build_loggers(cfg: DictConfig) -> list:
 def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float]:
     """Run one training job and write its outputs into ``out_dir`` (default ``cfg.paths.output_dir``; when
     given it replaces that key, so checkpoints and logs land there too). Returns the metrics dict."""
-    if out_dir is not None:
-        cfg = cfg.copy()
-        OmegaConf.update(cfg, "paths.output_dir", str(out_dir), force_add=True)
-    out_dir = Path(cfg.paths.output_dir)
-    L.seed_everything(cfg.seed, workers=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    cfg, out_dir = prepare_run_dir(cfg, out_dir)
     encoder = instantiate(cfg.encoder)
     # objects are passed to the partial, not to instantiate (which would turn them into configs)
     datamodule = instantiate(cfg.data, _partial_=True)(split=instantiate(cfg.split), spec=encoder.spec)

@@ -124,7 +124,31 @@ def check_spec(spec: FeaturizerSpec, expected: FeaturizerSpec, family: str) -> N
                           f"differences (expected != given): {diff}")
 
 
-class Hu2020Encoder(nn.Module):
+class AtomTypeGNNStack:
+    """The layer stack Hu et al. 2020 and MolCLR share: ``x_embedding1`` (atom type) + ``x_embedding2``
+    (chirality), then ``gnns[i]`` -> ``batch_norms[i]`` -> ReLU (not after the last) -> ``dropout``.
+    A mixin for ``nn.Module`` subclasses that define those attributes."""
+
+    @property
+    def layers(self) -> list[nn.Module]:
+        """Message-passing layers in order, each with its batch norm (for freezing)."""
+        return [nn.ModuleList([conv, norm]) for conv, norm in zip(self.gnns, self.batch_norms)]
+
+    @property
+    def embeddings(self) -> list[nn.Module]:
+        """Input atom embeddings (frozen with any ``freeze_layers``)."""
+        return [self.x_embedding1, self.x_embedding2]
+
+    def node_embeddings(self, batch) -> torch.Tensor:
+        h = self.x_embedding1(batch.x[:, 0]) + self.x_embedding2(batch.x[:, 1])
+        last = len(self.gnns) - 1
+        for i, (conv, norm) in enumerate(zip(self.gnns, self.batch_norms)):
+            h = norm(conv(h, batch.edge_index, batch.edge_attr))
+            h = self.dropout(h if i == last else torch.relu(h))
+        return h
+
+
+class Hu2020Encoder(AtomTypeGNNStack, nn.Module):
     """Hu et al. 2020 GNN: x_embedding1(Z-1) + x_embedding2(chirality), ``num_layers`` x (conv -> batch norm
     -> ReLU except after the last -> dropout), then a graph readout (mean = their fine-tuning default).
 
@@ -157,24 +181,6 @@ class Hu2020Encoder(nn.Module):
     @property
     def out_dim(self) -> int:
         return self.args["hidden_dim"]
-
-    @property
-    def layers(self) -> list[nn.Module]:
-        """Message-passing layers in order, each with its batch norm (for freezing)."""
-        return [nn.ModuleList([conv, norm]) for conv, norm in zip(self.gnns, self.batch_norms)]
-
-    @property
-    def embeddings(self) -> list[nn.Module]:
-        """Input atom embeddings (frozen with any ``freeze_layers``)."""
-        return [self.x_embedding1, self.x_embedding2]
-
-    def node_embeddings(self, batch) -> torch.Tensor:
-        h = self.x_embedding1(batch.x[:, 0]) + self.x_embedding2(batch.x[:, 1])
-        last = len(self.gnns) - 1
-        for i, (conv, norm) in enumerate(zip(self.gnns, self.batch_norms)):
-            h = norm(conv(h, batch.edge_index, batch.edge_attr))
-            h = self.dropout(h if i == last else torch.relu(h))
-        return h
 
     def embed(self, batch) -> torch.Tensor:
         return self.readout(self.node_embeddings(batch), batch.batch, dim_size=batch.num_graphs)

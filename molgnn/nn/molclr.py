@@ -19,7 +19,7 @@ from torch_geometric.nn import MessagePassing
 
 from molgnn.featurize.foreign import molclr_spec
 from molgnn.featurize.spec import FeaturizerSpec
-from molgnn.nn.hu2020 import NUM_BOND_DIR, NUM_CHIRALITY, add_self_loop_edges, check_spec
+from molgnn.nn.hu2020 import NUM_BOND_DIR, NUM_CHIRALITY, AtomTypeGNNStack, add_self_loop_edges, check_spec
 from molgnn.nn.readout import make_readout
 
 NUM_ATOM_TYPE, NUM_BOND_TYPE = 119, 5  # their table sizes (atom mask and bond self-loop included)
@@ -48,7 +48,7 @@ class MolCLRGCNConv(MessagePassing):
         return x_j + edge_attr
 
 
-class MolCLRGCN(nn.Module):
+class MolCLRGCN(AtomTypeGNNStack, nn.Module):
     """MolCLR GCN: embeddings -> ``num_layers`` x (conv -> batch norm -> ReLU except after the last ->
     dropout) -> mean pool -> ``feat_lin``.
 
@@ -83,23 +83,6 @@ class MolCLRGCN(nn.Module):
     @property
     def out_dim(self) -> int:
         return self.args["feat_dim"]
-
-    @property
-    def layers(self) -> list[nn.Module]:
-        """Message-passing layers in order, each with its batch norm (for freezing)."""
-        return [nn.ModuleList([conv, norm]) for conv, norm in zip(self.gnns, self.batch_norms)]
-
-    @property
-    def embeddings(self) -> list[nn.Module]:
-        return [self.x_embedding1, self.x_embedding2]
-
-    def node_embeddings(self, batch) -> torch.Tensor:
-        h = self.x_embedding1(batch.x[:, 0]) + self.x_embedding2(batch.x[:, 1])
-        last = len(self.gnns) - 1
-        for i, (conv, norm) in enumerate(zip(self.gnns, self.batch_norms)):
-            h = norm(conv(h, batch.edge_index, batch.edge_attr))
-            h = self.dropout(h if i == last else torch.relu(h))
-        return h
 
     def embed(self, batch) -> torch.Tensor:
         pooled = self.readout(self.node_embeddings(batch), batch.batch, dim_size=batch.num_graphs)
