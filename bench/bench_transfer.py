@@ -6,11 +6,12 @@
 Tables printed (markdown):
 1. Hu et al. 2020 GCN (context prediction, shipped in data/pretrained/hu2020/) fine-tuned vs the same
    architecture from scratch (encoder.path=null).
-2. Frozen vs fine-tuned, for the Hu GCN and for molgnn's own pretrained encoder (conf/encoder/pretrained.yaml,
-   when its checkpoint exists).
+2. Scratch vs frozen pretrained vs fine-tuned pretrained, for molgnn's own pretrained encoder
+   (conf/encoder/pretrained.yaml, against the default D-MPNN from scratch) and for the Hu GCN.
 3. Frozen-encoder head training time: precomputed embeddings (task.precompute_embeddings=true) vs running the
    encoder every epoch. "fit" = train+val epochs (EpochTimer); "total" adds the one-off precompute pass.
    Only comparable with --parallel 1 on an idle machine.
+`--encoders ours` or `--encoders hu` runs one group only.
 
 Every run is molgnn-train on the committed scaffold split (split=predefined); runs already in --out are
 reused, so an interrupted benchmark continues.
@@ -41,15 +42,16 @@ def pretrained_available() -> bool:
     return (ROOT / path.replace("${paths.root_dir}/", "")).is_file()
 
 
-def configs(with_ours: bool) -> dict[str, list[str]]:
+def configs(with_hu: bool, with_ours: bool) -> dict[str, list[str]]:
     """Run name -> molgnn-train overrides."""
-    out = {
-        "hu_finetuned": HU,
-        "hu_scratch": [*HU, "encoder.path=null"],
-        "hu_frozen": [*HU, *FROZEN, *PRECOMPUTE],
-        "hu_frozen_graphs": [*HU, *FROZEN],
-    }
+    out = {}
+    if with_hu:
+        out.update({"hu_finetuned": HU,
+                    "hu_scratch": [*HU, "encoder.path=null"],
+                    "hu_frozen": [*HU, *FROZEN, *PRECOMPUTE],
+                    "hu_frozen_graphs": [*HU, *FROZEN]})
     if with_ours:
+        out["scratch"] = []
         out.update({"ours_finetuned": ["encoder=pretrained"],
                     "ours_frozen": ["encoder=pretrained", *FROZEN, *PRECOMPUTE],
                     "ours_frozen_graphs": ["encoder=pretrained", *FROZEN]})
@@ -80,10 +82,13 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for every run")
     parser.add_argument("--out", default=None, help="run outputs (default: a temp dir); finished runs are reused")
+    parser.add_argument("--encoders", nargs="+", default=["hu", "ours"], choices=["hu", "ours"],
+                        help="hu: Hu et al. GCN runs; ours: molgnn's pretrained encoder (+ scratch D-MPNN)")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="molgnn-transfer-"))
-    ours = pretrained_available()
-    runs = configs(ours)
+    hu = "hu" in args.encoders
+    ours = "ours" in args.encoders and pretrained_available()
+    runs = configs(hu, ours)
     common = [*args.extra, *([f"trainer.max_epochs={args.epochs}"] if args.epochs else [])]
     jobs = [(name, d, s) for d in args.datasets for s in args.seeds for name in runs]
     threads = 1 if args.parallel > 1 else None
@@ -95,27 +100,32 @@ def main() -> None:
 
     with ThreadPoolExecutor(args.parallel) as pool:
         results = dict(pool.map(one, jobs))
+    print_tables(results, args, hu, ours, out)
 
-    print(f"seeds {args.seeds}; epochs {args.epochs or '(config)'}; extra {args.extra or '-'}; outputs in {out}")
-    print("\n### Hu et al. 2020 GCN (contextpred): fine-tuned vs same architecture from scratch (test RMSE)\n")
-    print(markdown_table(["dataset (scaffold)", "pretrained, fine-tuned", "from scratch"],
-                         [[d, rmse(results, "hu_finetuned", d, args.seeds), rmse(results, "hu_scratch", d, args.seeds)]
-                          for d in args.datasets]))
-    print("\n### Frozen encoder (head only) vs fine-tuned (test RMSE)\n")
+
+def print_tables(results: dict, args, hu: bool, ours: bool, out: Path) -> None:
+    """The three markdown tables for the encoder groups that ran."""
+    seeds, datasets = args.seeds, args.datasets
+    print(f"seeds {seeds}; epochs {args.epochs or '(config)'}; extra {args.extra or '-'}; outputs in {out}")
+    if hu:
+        print("\n### Hu et al. 2020 GCN (contextpred): fine-tuned vs same architecture from scratch (test RMSE)\n")
+        print(markdown_table(["dataset (scaffold)", "pretrained, fine-tuned", "from scratch"],
+                             [[d, rmse(results, "hu_finetuned", d, seeds), rmse(results, "hu_scratch", d, seeds)]
+                              for d in datasets]))
+    print("\n### Scratch vs frozen pretrained (head only) vs fine-tuned pretrained (test RMSE)\n")
     rows = []
-    for d in args.datasets:
-        rows.append([d, "Hu GCN contextpred", rmse(results, "hu_frozen", d, args.seeds),
-                     rmse(results, "hu_finetuned", d, args.seeds)])
+    for d in datasets:
         if ours:
-            rows.append([d, "molgnn pretrained (conf/encoder/pretrained.yaml)", rmse(results, "ours_frozen", d, args.seeds),
-                         rmse(results, "ours_finetuned", d, args.seeds)])
-    print(markdown_table(["dataset (scaffold)", "encoder", "frozen", "fine-tuned"], rows))
-    if not ours:
-        print("\n(molgnn's own pretrained encoder: conf/encoder/pretrained.yaml or its checkpoint is missing; skipped)")
+            rows.append([d, "molgnn pretrained (conf/encoder/pretrained.yaml)", rmse(results, "scratch", d, seeds),
+                         rmse(results, "ours_frozen", d, seeds), rmse(results, "ours_finetuned", d, seeds)])
+        if hu:
+            rows.append([d, "Hu GCN contextpred", rmse(results, "hu_scratch", d, seeds),
+                         rmse(results, "hu_frozen", d, seeds), rmse(results, "hu_finetuned", d, seeds)])
+    print(markdown_table(["dataset (scaffold)", "encoder", "scratch (same architecture)", "frozen pretrained",
+                          "fine-tuned pretrained"], rows))
     print("\n### Frozen-encoder head training: every epoch through the encoder vs precomputed embeddings\n")
-    rows = [timing_row(results, "Hu GCN", "hu", d, args.seeds) for d in args.datasets]
-    if ours:
-        rows += [timing_row(results, "molgnn pretrained", "ours", d, args.seeds) for d in args.datasets]
+    rows = [timing_row(results, "Hu GCN", "hu", d, seeds) for d in datasets if hu]
+    rows += [timing_row(results, "molgnn pretrained", "ours", d, seeds) for d in datasets if ours]
     print(markdown_table(["dataset", "encoder", "s/epoch (graphs)", "s/epoch (precomputed)", "precompute s",
                           "total s (graphs)", "total s (precomputed)", "speed-up", "test RMSE graphs / precomputed"],
                          rows))
