@@ -102,3 +102,20 @@ def test_scaler_fits_train_and_inverts():
     s = TargetScaler.fit(y)
     assert torch.allclose(s.mean, torch.tensor([3.0, 5.0])) and s.std[1] == 1.0  # constant target -> std 1
     assert torch.allclose(s.inverse(s.transform(y[1:])), y[1:])
+
+
+def test_train_loader_never_yields_a_one_molecule_batch(tmp_path):
+    """FreeSolv's 513 training molecules in batches of 64 leave one over; when it is methane, batch norm over
+    its single atom fails in training mode (found with the Hu GCN). Train drops that leftover, eval keeps all."""
+    smiles = [f"{'C' * (i % 7 + 1)}{'O' * (i // 7 + 1)}" for i in range(24)] + ["C"]
+    path = tmp_path / "t.csv"
+    path.write_text("smiles,y\n" + "".join(f"{s},{i}\n" for i, s in enumerate(smiles)))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": list(range(20)) + [24], "valid": [20, 21], "test": [22, 23]}))
+    dm = MoleculeDataModule(str(path), "smiles", ["y"], PredefinedSplit(str(split)), default_spec(), batch_size=4,
+                            cache_dir=str(tmp_path / "cache"))
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == 21
+    sizes = [b.num_graphs for b in dm.train_dataloader()]
+    assert min(sizes) >= 2 and sum(sizes) == 20
+    assert sum(b.num_graphs for b in dm.val_dataloader()) == 2

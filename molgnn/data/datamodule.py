@@ -111,7 +111,10 @@ class MoleculeDataModule(L.LightningDataModule):
         return len(self.target_cols)
 
     def _loader(self, key: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.datasets[key], batch_size=self.batch_size, shuffle=shuffle,
+        # a last training batch of one molecule (one atom, e.g. methane) breaks batch norm in training mode:
+        # drop that one leftover molecule per epoch (a different one each epoch, since the order is shuffled)
+        drop_last = shuffle and len(self.datasets[key]) % self.batch_size == 1
+        return DataLoader(self.datasets[key], batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
