@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from torch_geometric.loader import DataLoader
 
 from molgnn.data.graphs import PackedGraphs, cache_key, featurize_file_cached
+from molgnn.data.loader import graph_loader
 from molgnn.data.scaler import TargetScaler
 from molgnn.data.table import read_labeled_table
 from molgnn.errors import InputFileError
@@ -114,8 +115,7 @@ class MoleculeDataModule(L.LightningDataModule):
         # a last training batch of one molecule (one atom, e.g. methane) breaks batch norm in training mode:
         # drop that one leftover molecule per epoch (a different one each epoch, since the order is shuffled)
         drop_last = shuffle and len(self.datasets[key]) % self.batch_size == 1
-        return DataLoader(self.datasets[key], batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return graph_loader(self.datasets[key], self.batch_size, shuffle, self.num_workers, drop_last)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -23,6 +23,7 @@ from torch_geometric.loader import DataLoader
 
 from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.data.graphs import PackedGraphs, featurize_smiles
+from molgnn.data.loader import graph_loader
 from molgnn.data.table import check_readable, read_frame, table_format
 from molgnn.errors import InputFileError
 from molgnn.featurize.descriptors import DescriptorScaler, check_names, compute_descriptors_cached, map_chunks
@@ -218,8 +219,7 @@ class UnlabeledDataModule(L.LightningDataModule):
 
     def _loader(self, key: str, shuffle: bool) -> DataLoader:
         drop_last = shuffle and len(self.datasets[key]) > self.batch_size  # no 1-graph batches for contrastive
-        return DataLoader(self.datasets[key], batch_size=self.batch_size, shuffle=shuffle, drop_last=drop_last,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return graph_loader(self.datasets[key], self.batch_size, shuffle, self.num_workers, drop_last)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
