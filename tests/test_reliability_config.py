@@ -16,21 +16,26 @@ from molgnn.cli.train import main
 SMALL = Path(__file__).parent / "fixtures" / "esol_small.csv"
 
 
-def run_main(monkeypatch, capfd, tmp_path, *overrides):
-    """molgnn-train with ``overrides`` in this process -> (exit code, stderr lines)."""
+def run_entry(monkeypatch, capfd, entry, argv):
+    """Run a console-script ``entry`` with ``argv`` in this process -> (exit code, non-empty stderr lines)."""
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    monkeypatch.setattr(sys, "argv", ["molgnn-train", *overrides, f"hydra.run.dir={tmp_path / 'run'}",
-                                      f"paths.cache_dir={tmp_path / 'cache'}"])
+    monkeypatch.setattr(sys, "argv", argv)
     GlobalHydra.instance().clear()
     try:
         with pytest.raises(SystemExit) as exit_info:
-            main()
+            entry()
     finally:
         GlobalHydra.instance().clear()
     assert "HYDRA_FULL_ERROR" not in os.environ  # the wrapper puts the environment back
     err = capfd.readouterr().err
     assert "Traceback" not in err
     return exit_info.value.code, [ln for ln in err.splitlines() if ln.strip()]
+
+
+def run_main(monkeypatch, capfd, tmp_path, *overrides):
+    """molgnn-train with ``overrides`` in this process -> (exit code, stderr lines)."""
+    return run_entry(monkeypatch, capfd, main, ["molgnn-train", *overrides, f"hydra.run.dir={tmp_path / 'run'}",
+                                                f"paths.cache_dir={tmp_path / 'cache'}"])
 
 
 CASES = {
@@ -90,19 +95,9 @@ def test_pretrain_and_predict_unknown_key_is_one_line(monkeypatch, capfd, tmp_pa
     import importlib
 
     entry = importlib.import_module(module).main
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    monkeypatch.setattr(sys, "argv", [prog, "foo=1", f"hydra.run.dir={tmp_path}"])
-    GlobalHydra.instance().clear()
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            entry()
-    finally:
-        GlobalHydra.instance().clear()
-    err = capfd.readouterr().err
-    assert exit_info.value.code == 2 and "Traceback" not in err
-    assert [ln for ln in err.splitlines() if ln.strip()] == [ln for ln in err.splitlines() if ln.startswith(
-        f"{prog}: config error: Could not override 'foo'")]
-
+    code, lines = run_entry(monkeypatch, capfd, entry, [prog, "foo=1", f"hydra.run.dir={tmp_path}"])
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: config error: Could not override 'foo'"), lines
 
 def test_target_cols_as_a_lone_string_is_one_column():
     from molgnn.data.datamodule import MoleculeDataModule

@@ -13,17 +13,19 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 
-def write_json(obj: dict, path: Path) -> None:
+def _write_replacing(path: Path, write) -> None:
+    """``write(tmp)`` then rename onto ``path``: a killed run never leaves a partial file at ``path``."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    write(tmp)
     tmp.replace(path)
+
+
+def write_json(obj: dict, path: Path) -> None:
+    _write_replacing(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """``frame`` to ``path`` through a temporary file, so a killed run never leaves a partial CSV."""
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    _write_replacing(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def clean_metrics(*metric_dicts: dict) -> dict[str, float]:
