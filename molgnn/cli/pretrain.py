@@ -46,6 +46,8 @@ def pretrain(cfg: DictConfig, out_dir: Path | str | None = None) -> dict:
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt", weights_only=False)
     header = task.pretraining_header()
+    if cfg.encoder.get("path"):  # continued pretraining: the starting encoder is part of the provenance
+        header["initialized_from"] = str(cfg.encoder.path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     header["final_metrics"] = {k: round(v, 5) for k, v in sorted(metrics.items()) if k.endswith("_epoch")
                                or k.startswith("val/")}

@@ -1,0 +1,60 @@
+"""TimeBudget: a run given minutes ends inside them, with max_steps and the cosine schedule set to match."""
+
+import time
+
+import lightning as L
+import torch
+from torch import nn
+
+from molgnn.tasks.budget import TimeBudget
+from molgnn.tasks.pretrain.task import WarmupCosine
+
+STEP_SECONDS = 0.01
+
+
+class SlowRegression(L.LightningModule):
+    """A linear model whose every step takes at least STEP_SECONDS (so the step rate is known)."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(4, 1)
+        self.lrs: list[float] = []
+
+    def training_step(self, batch, batch_idx):
+        time.sleep(STEP_SECONDS)
+        self.lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
+        x, y = batch
+        return nn.functional.mse_loss(self.layer(x), y)
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(self.parameters(), lr=0.1)
+        sched = WarmupCosine(opt, total_steps=self.trainer.estimated_stepping_batches, final_ratio=0.01)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _fit(budget: TimeBudget, max_epochs: int = 1000) -> tuple[L.Trainer, SlowRegression, float]:
+    data = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randn(64, 1))
+    loader = torch.utils.data.DataLoader(data, batch_size=8)
+    model = SlowRegression()
+    trainer = L.Trainer(max_epochs=max_epochs, callbacks=[budget], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    start = time.time()
+    trainer.fit(model, loader)
+    return trainer, model, time.time() - start
+
+
+def test_time_budget_sets_steps_and_anneals_the_schedule():
+    budget = TimeBudget(minutes=2.0 / 60, probe_steps=20, margin=0.0)
+    trainer, model, seconds = _fit(budget)
+    assert budget.plan, "no plan was made"
+    assert trainer.global_step == budget.plan["max_steps"] < 1000 * 8  # stopped by the budget, not max_epochs
+    assert seconds < 2.0 + 1.5  # the budget, plus start-up and one step's overshoot at most
+    assert trainer.lr_scheduler_configs[0].scheduler.total_steps == budget.plan["max_steps"]
+    assert model.lrs[-1] < 0.1 * 0.05  # the cosine reached (close to) its floor, 0.01 x lr
+    assert max(model.lrs) > 0.1 * 0.9  # ... after passing its peak
+
+
+def test_time_budget_deadline_in_the_past_stops_after_the_probe():
+    budget = TimeBudget(deadline=time.time() - 1, probe_steps=5)
+    trainer, _, _ = _fit(budget)
+    assert trainer.global_step == budget.plan["max_steps"] == 10 + 5  # warm-up + probe, nothing more
