@@ -37,7 +37,8 @@ def columns(encoder: Path, descriptors: bool) -> dict[str, list[str]]:
 def finetune_table(args, out: Path) -> str:
     cols = columns(Path(args.encoder).resolve(), not args.no_descriptors)
     epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
-    jobs = [(d, c, s) for d in args.datasets for c in cols for s in args.seeds]
+    by_size = sorted(args.datasets, key=lambda d: -(ROOT / "data" / "moleculenet" / f"{d}.csv").stat().st_size)
+    jobs = [(d, c, s) for d in by_size for c in cols for s in args.seeds]  # longest runs first: better packing
 
     def one(job):
         d, c, s = job

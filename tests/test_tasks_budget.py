@@ -58,3 +58,11 @@ def test_time_budget_deadline_in_the_past_stops_after_the_probe():
     budget = TimeBudget(deadline=time.time() - 1, probe_steps=5)
     trainer, _, _ = _fit(budget)
     assert trainer.global_step == budget.plan["max_steps"] == 10 + 5  # warm-up + probe, nothing more
+
+
+def test_max_epochs_that_come_first_still_get_an_annealed_schedule():
+    budget = TimeBudget(minutes=10.0, probe_steps=20)  # far more time than 8 epochs of 8 steps need
+    trainer, model, _ = _fit(budget, max_epochs=8)
+    assert budget.plan["budget_steps"] > budget.plan["max_steps"] == trainer.global_step == 8 * 8
+    assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 64
+    assert model.lrs[-1] < 0.1 * 0.05  # annealed by the last step of the last epoch

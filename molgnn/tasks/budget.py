@@ -21,7 +21,8 @@ class TimeBudget(Callback):
 
     ``probe_steps``: steps timed before the plan is made; ``margin``: fraction of the time left kept for
     validation, checkpointing and the final export. The plan (steps, seconds per step) is logged and kept
-    in ``plan``; the trainer's own ``max_epochs``/``max_steps`` still stop a run earlier if they come first.
+    in ``plan``. The trainer's own ``max_epochs``/``max_steps`` still stop a run earlier when they come first,
+    and then the schedule is fitted to them instead (set ``max_epochs`` high to let the budget decide).
     """
 
     def __init__(self, minutes: float | None = None, deadline: float | None = None, probe_steps: int = 200,
@@ -52,10 +53,11 @@ class TimeBudget(Callback):
         now = time.time()
         s_per_step = (now - self._t_probe) / (trainer.global_step - self._step0)
         left = max(0.0, (self._end_time() - now) * (1 - self.margin))
-        total = trainer.global_step + int(left / s_per_step)
+        fits = trainer.global_step + int(left / s_per_step)
+        total = min(fits, int(trainer.estimated_stepping_batches))  # max_epochs / max_steps still cap the run
         trainer.fit_loop.epoch_loop.max_steps = total
         for config in trainer.lr_scheduler_configs:
             if hasattr(config.scheduler, "total_steps"):
                 config.scheduler.total_steps = max(1, total)
-        self.plan = {"s_per_step": s_per_step, "max_steps": total, "seconds_left": left}
+        self.plan = {"s_per_step": s_per_step, "max_steps": total, "seconds_left": left, "budget_steps": fits}
         log.info("time budget: %.4f s/step, %d steps in total (%.1f min left)", s_per_step, total, left / 60)
