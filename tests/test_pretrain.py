@@ -199,3 +199,22 @@ def test_pretrain_resumes_from_a_step_checkpoint(compose, fixtures, tmp_path):
                                            f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'step4.ckpt'}"]),
                       tmp_path / "c")
     assert middle["steps"] == 6
+
+
+def test_shipped_default_encoder_loads_safely_with_its_provenance(compose):
+    """encoder=pretrained (the file in models/pretrained/) loads weights_only, matches the default featurizer
+    and says how it was made: objectives, corpus, benchmark molecules excluded, steps."""
+    from hydra.utils import instantiate
+
+    from molgnn.checkpoint import read_header, safe_load
+
+    cfg = compose("train", ["encoder=pretrained"])
+    path = cfg.encoder.path
+    blob = torch.load(path, weights_only=True)
+    header = read_header(safe_load(path), path)
+    pre = header["pretraining"]
+    assert blob["molgnn"]["pretraining"] == pre
+    assert [o["name"] for o in pre["objectives"]] and pre["steps"] > 1000
+    assert pre["corpus"]["size"] > 50_000 and pre["corpus"]["excluded"] > 0 and pre["corpus"]["descriptors"]
+    encoder = instantiate(cfg.encoder)  # checks the run's featurizer spec against the file's
+    assert encoder.spec.fingerprint() == default_spec().fingerprint()
