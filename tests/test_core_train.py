@@ -103,3 +103,18 @@ def test_multirun_sweep_writes_one_metrics_file_per_seed(fixtures, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = [json.loads((tmp_path / "sweep" / str(i) / "metrics.json").read_text()) for i in (0, 1)]
     assert runs[0]["test/rmse"] != runs[1]["test/rmse"]  # the seed reaches the model
+
+
+def test_head_input_norm_ignores_embedding_scale_and_round_trips_through_the_header():
+    from molgnn.nn.heads import MLPHead
+
+    torch.manual_seed(0)
+    h = torch.randn(5, 8)
+    normed, plain = MLPHead(8, 2, hidden_dim=16, input_norm=True), MLPHead(8, 2, hidden_dim=16)
+    assert torch.allclose(normed(h), normed(12.0 * h), atol=1e-5)
+    assert not torch.allclose(plain(h), plain(12.0 * h), atol=1e-3)
+    rebuilt = build_head({"family": "mlp", "args": dict(normed.args)})
+    rebuilt.load_state_dict(normed.state_dict())
+    assert "norm.weight" in normed.state_dict() and torch.equal(rebuilt(h), normed(h))
+    old_header_args = {k: v for k, v in plain.args.items() if k != "input_norm"}  # checkpoints made before it
+    assert isinstance(build_head({"family": "mlp", "args": old_header_args}).norm, torch.nn.Identity)
