@@ -3,6 +3,7 @@
 import time
 
 import lightning as L
+import pytest
 import torch
 from torch import nn
 
@@ -43,9 +44,10 @@ def _fit(budget: TimeBudget, max_epochs: int = 1000) -> tuple[L.Trainer, SlowReg
     return trainer, model, time.time() - start
 
 
-def test_time_budget_sets_steps_and_anneals_the_schedule():
+@pytest.mark.parametrize("max_epochs", [1000, -1], ids=["many-epochs", "unbounded"])
+def test_time_budget_sets_steps_and_anneals_the_schedule(max_epochs):
     budget = TimeBudget(minutes=2.0 / 60, probe_steps=20, margin=0.0)
-    trainer, model, seconds = _fit(budget)
+    trainer, model, seconds = _fit(budget, max_epochs)
     assert budget.plan, "no plan was made"
     assert trainer.global_step == budget.plan["max_steps"] < 1000 * 8  # stopped by the budget, not max_epochs
     assert seconds < 2.0 + 1.5  # the budget, plus start-up and one step's overshoot at most

@@ -11,7 +11,8 @@ class MLPHead(nn.Module):
     """float [B, in_dim] -> float [B, out_dim] through ``num_layers`` linear layers (ReLU between).
 
     ``input_norm``: LayerNorm the input first, so the head sees the same scale whether the embedding comes
-    from a random-init encoder or a pretrained one (whose embeddings can be 10-20x larger).
+    from a random-init encoder or a pretrained one (whose embeddings can be 10-20x larger). It also removes
+    the embedding's magnitude, which carries molecule size under a sum readout (worse on ESOL).
     """
 
     family = "mlp"

@@ -9,6 +9,7 @@ that length, so a GPU run of "about 12 minutes" ends with a decayed learning rat
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from lightning.pytorch.callbacks import Callback
@@ -54,7 +55,8 @@ class TimeBudget(Callback):
         s_per_step = (now - self._t_probe) / (trainer.global_step - self._step0)
         left = max(0.0, (self._end_time() - now) * (1 - self.margin))
         fits = trainer.global_step + int(left / s_per_step)
-        total = min(fits, int(trainer.estimated_stepping_batches))  # max_epochs / max_steps still cap the run
+        cap = trainer.estimated_stepping_batches  # max_epochs / max_steps still cap the run (inf: no cap)
+        total = min(fits, int(cap)) if math.isfinite(cap) else fits
         trainer.fit_loop.epoch_loop.max_steps = total
         for config in trainer.lr_scheduler_configs:
             if hasattr(config.scheduler, "total_steps"):

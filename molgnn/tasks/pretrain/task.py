@@ -22,6 +22,8 @@ class WarmupCosine(LRScheduler):
     """
 
     def __init__(self, optimizer, total_steps: int, warmup_fraction: float = 0.05, final_ratio: float = 0.01):
+        if not math.isfinite(total_steps):  # max_epochs=-1: only a TimeBudget callback can give the length
+            total_steps = 10**9
         self.total_steps, self.warmup_fraction, self.final_ratio = max(1, int(total_steps)), warmup_fraction, final_ratio
         super().__init__(optimizer)
 
