@@ -218,3 +218,21 @@ def test_shipped_default_encoder_loads_safely_with_its_provenance(compose):
     assert pre["corpus"]["size"] > 50_000 and pre["corpus"]["excluded"] > 0 and pre["corpus"]["descriptors"]
     encoder = instantiate(cfg.encoder)  # checks the run's featurizer spec against the file's
     assert encoder.spec.fingerprint() == default_spec().fingerprint()
+
+
+def test_make_corpus_merges_dedupes_and_counts_unparsable(tmp_path):
+    """data/pretrain/make_corpus.py: SMILES column found by name, duplicates removed on canonical SMILES
+    across files (first spelling kept), unparsable rows counted and left out, labels dropped."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "a.csv").write_text("smiles,label\nCCO,1\nOCC,0\nnot_a_smiles,1\nc1ccccc1,0\n")
+    (tmp_path / "b.csv").write_text("Class,mol\n1,C1=CC=CC=C1\n0,CC(=O)O\n")
+    out = tmp_path / "corpus.csv.gz"
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "data" / "pretrain" / "make_corpus.py"),
+                           str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "-o", str(out)],
+                          capture_output=True, text=True, check=True)
+    assert "a.csv: 4 rows, 2 new molecules, 1 unparsable" in proc.stdout
+    assert "b.csv: 2 rows, 1 new molecules, 0 unparsable" in proc.stdout
+    assert pd.read_csv(out)["SMILES"].tolist() == ["CCO", "c1ccccc1", "CC(=O)O"]
