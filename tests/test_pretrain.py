@@ -2,6 +2,7 @@
 pretrain -> export -> import -> fine-tune, resume."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -201,14 +202,20 @@ def test_pretrain_resumes_from_a_step_checkpoint(compose, fixtures, tmp_path):
     assert middle["steps"] == 6
 
 
-def test_shipped_default_encoder_loads_safely_with_its_provenance(compose):
-    """encoder=pretrained (the file in models/pretrained/) loads weights_only, matches the default featurizer
-    and says how it was made: objectives, corpus, benchmark molecules excluded, steps."""
+SHIPPED = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "models" / "pretrained").glob("*.pt"))
+
+
+@pytest.mark.parametrize("shipped", [None, *SHIPPED])
+def test_shipped_encoders_load_safely_with_their_provenance(compose, shipped):
+    """encoder=pretrained (the default file, None) and every other encoder in models/pretrained/ loads
+    weights_only, matches the default featurizer and says how it was made: objectives, corpus, benchmark
+    molecules excluded, steps."""
     from hydra.utils import instantiate
 
     from molgnn.checkpoint import read_header, safe_load
 
-    cfg = compose("train", ["encoder=pretrained"])
+    cfg = compose("train", ["encoder=pretrained",
+                            *([f"encoder.path=${{paths.root_dir}}/models/pretrained/{shipped}"] if shipped else [])])
     path = cfg.encoder.path
     blob = torch.load(path, weights_only=True)
     header = read_header(safe_load(path), path)
@@ -225,7 +232,6 @@ def test_make_corpus_merges_dedupes_and_counts_unparsable(tmp_path):
     across files (first spelling kept), unparsable rows counted and left out, labels dropped."""
     import subprocess
     import sys
-    from pathlib import Path
 
     (tmp_path / "a.csv").write_text("smiles,label\nCCO,1\nOCC,0\nnot_a_smiles,1\nc1ccccc1,0\n")
     (tmp_path / "b.csv").write_text("Class,mol\n1,C1=CC=CC=C1\n0,CC(=O)O\n")
