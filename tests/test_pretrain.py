@@ -242,3 +242,16 @@ def test_make_corpus_merges_dedupes_and_counts_unparsable(tmp_path):
     assert "a.csv: 4 rows, 2 new molecules, 1 unparsable" in proc.stdout
     assert "b.csv: 2 rows, 1 new molecules, 0 unparsable" in proc.stdout
     assert pd.read_csv(out)["SMILES"].tolist() == ["CCO", "c1ccccc1", "CC(=O)O"]
+
+
+def test_make_corpus_names_the_bad_file_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "data" / "pretrain" / "make_corpus.py"
+    (tmp_path / "labels.csv").write_text("name,label\nx,1\n")
+    for bad in (tmp_path / "missing.csv", tmp_path / "labels.csv"):
+        proc = subprocess.run([sys.executable, str(script), str(bad), "-o", str(tmp_path / "out.csv.gz")],
+                              capture_output=True, text=True)
+        assert proc.returncode != 0 and str(bad) in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out.csv.gz").exists()

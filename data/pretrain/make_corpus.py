@@ -16,6 +16,9 @@ from pathlib import Path
 import pandas as pd
 from rdkit import Chem, RDLogger
 
+from molgnn.data.table import check_readable, read_frame
+from molgnn.errors import MolgnnError
+
 SMILES_HEADERS = ("smiles", "mol")
 
 
@@ -23,10 +26,17 @@ def smiles_column(frame: pd.DataFrame, path: Path) -> str:
     for col in frame.columns:
         if col.lower() in SMILES_HEADERS:
             return col
-    raise SystemExit(f"{path}: no SMILES column (looked for {', '.join(SMILES_HEADERS)}; found {list(frame.columns)})")
+    raise MolgnnError(f"{path}: no SMILES column (looked for {', '.join(SMILES_HEADERS)}; found {list(frame.columns)})")
 
 
 def main() -> None:
+    try:
+        merge()
+    except MolgnnError as exc:  # unreadable file, no SMILES column: one line, no traceback
+        raise SystemExit(f"error: {exc}") from None
+
+
+def merge() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", type=Path)
     parser.add_argument("-o", "--out", type=Path, required=True)
@@ -34,7 +44,7 @@ def main() -> None:
     RDLogger.DisableLog("rdApp.*")
     seen: dict[str, str] = {}
     for path in args.inputs:
-        frame = pd.read_csv(path)
+        frame = read_frame(check_readable(path))  # the project's reader: .csv/.tsv(.gz), clear errors
         column = smiles_column(frame, path)
         added = bad = 0
         for smi in frame[column].astype(str):
