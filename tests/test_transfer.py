@@ -22,6 +22,7 @@ from molgnn.checkpoint import export_encoder, load_encoder, safe_load
 from molgnn.errors import CheckpointError, MolgnnError
 from molgnn.featurize.graph import smiles_to_graph
 from molgnn.nn.hu2020 import Hu2020GCN
+from molgnn.tasks.anchor import WeightAnchor
 from molgnn.tasks.freezing import EncoderFreezer, make_freezer
 from molgnn.transfer import bundle_checkpoints, load_bundle, load_foreign_encoder
 
@@ -61,6 +62,7 @@ def runs(tmp_path_factory):
         "second": [f"data.path={tmp / 'second.csv'}", "data.target_cols=[y2]", "task.name=second",
                    "task.freeze_encoder=true", "++task.precompute_embeddings=true", "trainer.max_epochs=2"],
         "finetuned": [*first, "trainer.max_epochs=1"],
+        "l2sp": [*first, "task.l2sp=1000.0", "trainer.max_epochs=1"],
         "layers1": [*first, "++task.freeze_layers=1", "trainer.max_epochs=2"],
         "gradual": [*first, "++task.unfreeze_every=1", "trainer.max_epochs=2"],
     }
@@ -108,6 +110,35 @@ def test_precomputed_embeddings_train_the_same_head(runs):
 def test_fine_tuning_changes_the_encoder(runs):
     changed = _changed(runs, "finetuned")
     assert {"convs.0.nn.0.weight", "convs.1.nn.0.weight", "norms.0.running_mean"} <= changed
+
+
+def _distance_from_start(runs, name: str) -> float:
+    before = safe_load(runs["encoder"])["state_dict"]
+    after = _encoder_state(runs["dir"] / name)
+    params = {k for k, _ in load_encoder(runs["encoder"]).named_parameters()}
+    return sum(float((after[k] - before[k]).pow(2).sum()) for k in params) ** 0.5
+
+
+@pytest.mark.slow
+def test_l2sp_keeps_the_encoder_near_its_start(runs):
+    """Same seed, data and epochs as plain fine-tuning: the L2-SP run moves the encoder much less, yet moves it."""
+    plain, anchored = _distance_from_start(runs, "finetuned"), _distance_from_start(runs, "l2sp")
+    assert 0 < anchored < 0.5 * plain
+
+
+def test_l2sp_penalty_counts_only_trainable_distance_from_start():
+    encoder = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    anchor = WeightAnchor(encoder, strength=4.0)
+    assert float(anchor.penalty(encoder)) == 0.0
+    with torch.no_grad():
+        encoder[0].weight.add_(1.0)  # 6 entries, each 1 away
+        encoder[1].bias.add_(2.0)  # 1 entry, 2 away
+    assert float(anchor.penalty(encoder)) == pytest.approx(0.5 * 4.0 * (6 + 4))
+    encoder[1].requires_grad_(False)  # frozen parameters are not penalized
+    assert float(anchor.penalty(encoder)) == pytest.approx(0.5 * 4.0 * 6)
+    assert "start_0" not in WeightAnchor(encoder, 1.0).state_dict()  # never written into checkpoints
+    with pytest.raises(MolgnnError, match="task.l2sp"):
+        WeightAnchor(encoder, -1.0)
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 
 from molgnn.checkpoint import encoder_fingerprint, head_header, make_header
 from molgnn.data.scaler import TargetScaler
+from molgnn.tasks.anchor import WeightAnchor
 from molgnn.tasks.embeddings import EmbeddingBatch
 from molgnn.tasks.freezing import make_freezer
 
@@ -38,13 +39,15 @@ class RegressionTask(L.LightningModule):
     (molgnn.tasks.embeddings); batches are then ``EmbeddingBatch``.
     ``descriptor_scaler``: when given, the head sees [h || batch.desc] (standardized RDKit descriptors,
     float [B, D]); the header records the scaler (names + statistics) so prediction can recompute them.
+    ``l2sp``: strength of the L2-SP penalty pulling the encoder towards its starting weights
+    (molgnn.tasks.anchor), added to the training loss; 0 = off.
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, scaler: TargetScaler, target_names: list[str],
                  optimizer: Callable, scheduler: Callable | None = None, freeze_encoder: bool = False,
                  encoder_lr_ratio: float = 1.0, name: str = "property", descriptor_scaler=None,
                  freeze_layers: int | None = None, unfreeze_every: int | None = None,
-                 precompute_embeddings: bool = False):
+                 precompute_embeddings: bool = False, l2sp: float = 0.0):
         super().__init__()
         self.encoder, self.head, self.scaler = encoder, head, scaler
         self.target_names, self.name = list(target_names), name
@@ -55,6 +58,7 @@ class RegressionTask(L.LightningModule):
             self.encoder.requires_grad_(False)
         self.precompute_embeddings = precompute_embeddings
         self.freezer = make_freezer(encoder, freeze_encoder, freeze_layers, unfreeze_every, precompute_embeddings)
+        self.anchor = WeightAnchor(encoder, l2sp) if l2sp and not freeze_encoder else None
         self.metrics = nn.ModuleDict({f"{s}_": _metrics(s) for s in ("train", "val", "test")})
 
     def train(self, mode: bool = True):
@@ -97,7 +101,12 @@ class RegressionTask(L.LightningModule):
         self.metrics[f"{stage}_"].reset()
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        if self.anchor is None:
+            return loss
+        penalty = self.anchor.penalty(self.encoder)
+        self.log("train/l2sp", penalty, batch_size=batch.num_graphs, on_step=False, on_epoch=True)
+        return loss + penalty
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
