@@ -34,7 +34,7 @@ def columns(encoder: Path, descriptors: bool) -> dict[str, list[str]]:
     return cols
 
 
-def finetune_table(args, out: Path) -> str:
+def finetune_table(args, out: Path) -> tuple[str, dict]:
     cols = columns(Path(args.encoder).resolve(), not args.no_descriptors)
     epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
     by_size = sorted(args.datasets, key=lambda d: -(ROOT / "data" / "moleculenet" / f"{d}.csv").stat().st_size)
@@ -50,8 +50,26 @@ def finetune_table(args, out: Path) -> str:
         results = dict(pool.map(one, jobs))
     rows = [[d, *(mean_std([results[(d, c, s)]["test/rmse"] for s in args.seeds]) for c in cols), *PEERS.get(d, ("", ""))]
             for d in args.datasets]
-    return markdown_table(["dataset (scaffold)", *(f"{c} RMSE" for c in cols), "Chemprop v2", "RF RDKit2D+Morgan"],
-                          rows)
+    table = markdown_table(["dataset (scaffold)", *(f"{c} RMSE" for c in cols), "Chemprop v2", "RF RDKit2D+Morgan"],
+                           rows)
+    return table, results
+
+
+def paired_table(results: dict, datasets: list[str], seeds: list[int]) -> str:
+    """Each pretrained column against its scratch column, seed by seed (same seed = same split and head init)."""
+    from scipy.stats import ttest_rel
+
+    rows = []
+    for d in datasets:
+        for scratch, pre in (("scratch", "pretrained"), ("scratch + RDKit 2D", "pretrained + RDKit 2D")):
+            if (d, pre, seeds[0]) not in results:
+                continue
+            a = [results[(d, scratch, s)]["test/rmse"] for s in seeds]
+            b = [results[(d, pre, s)]["test/rmse"] for s in seeds]
+            p = f"{ttest_rel(b, a).pvalue:.3f}" if len(seeds) > 2 else "-"
+            rows.append([d, pre, f"{np.mean(b) - np.mean(a):+.3f}", f"{sum(y < x for x, y in zip(a, b))} of {len(seeds)}", p])
+    return markdown_table(["dataset", "column", "mean test RMSE, pretrained - scratch", "seeds where pretrained is better",
+                           "paired t-test p"], rows)
 
 
 def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
@@ -119,7 +137,10 @@ def main() -> None:
     out = Path(args.out or tempfile.mkdtemp(prefix="molgnn-pretrain-bench-"))
     print(f"encoder: {args.encoder}; seeds {args.seeds}; epochs {args.epochs or '(config)'}; "
           f"extra {args.extra or '(none)'}; outputs in {out}\n")
-    print(finetune_table(args, out))
+    table, results = finetune_table(args, out)
+    print(table)
+    print()
+    print(paired_table(results, args.datasets, args.seeds))
     if not args.no_probe:
         print()
         print(linear_probe(Path(args.encoder)))
