@@ -167,6 +167,18 @@ def build_encoder(header: dict, path: str | Path = "checkpoint") -> nn.Module:
     return ENCODER_FAMILIES[family](spec=spec, **header["encoder"]["args"])
 
 
+def with_dropout(header: dict, dropout: float, path: str | Path) -> dict:
+    """A copy of ``header`` whose encoder arguments carry ``dropout`` (0 <= dropout < 1)."""
+    args = header["encoder"]["args"]
+    if "dropout" not in args:
+        raise CheckpointError(f"{path}: encoder.dropout: the {header['encoder']['family']} encoder in this file "
+                              "has no dropout argument")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise CheckpointError(f"encoder.dropout must be in [0, 1), got {dropout}")
+    encoder = {**header["encoder"], "args": {**args, "dropout": float(dropout)}}
+    return {**header, "encoder": encoder}
+
+
 def build_head(head: dict, path: str | Path = "checkpoint") -> nn.Module:
     if head["family"] not in HEAD_FAMILIES:
         raise CheckpointError(f"{path}: unknown head family {head['family']!r}; known: {sorted(HEAD_FAMILIES)}")
@@ -215,13 +227,18 @@ def export_encoder(encoder: nn.Module, path: str | Path, pretraining: dict | Non
                        path)
 
 
-def load_encoder(path: str | Path, expect_spec: FeaturizerSpec | None = None) -> nn.Module:
+def load_encoder(path: str | Path, expect_spec: FeaturizerSpec | None = None,
+                 dropout: float | None = None) -> nn.Module:
     """Load an encoder from a molgnn ``encoder.pt``, a model/bundle file or a Lightning ``.ckpt``.
 
     ``expect_spec``: when given, a different featurizer spec is an error listing every differing field.
+    ``dropout``: when given, replaces the dropout rate the encoder was saved with (fine-tuning with dropout
+    after pretraining without it); it changes no weight.
     """
     blob = safe_load(path)
     header = read_header(blob, path)
+    if dropout is not None:
+        header = with_dropout(header, dropout, path)
     spec = FeaturizerSpec.from_dict(header["spec"])
     if expect_spec is not None and spec != expect_spec:
         diff = "; ".join(expect_spec.diff(spec)[:10])

@@ -342,6 +342,26 @@ def test_spec_mismatch_names_the_differing_fields(tmp_path):
     assert "version: 2 != 1" in str(err.value) and "atom_features[degree].values" in str(err.value)
 
 
+def test_dropout_override_changes_the_rate_and_no_weight(tmp_path):
+    """encoder.dropout=0.2 on a pretrained file: same tensors, dropout active in train mode, recorded in args."""
+    from molgnn.featurize.spec import default_spec
+    from molgnn.nn.dmpnn import DMPNNEncoder
+
+    torch.manual_seed(0)
+    path = export_encoder(DMPNNEncoder(default_spec(), hidden_dim=16, num_layers=2), tmp_path / "enc.pt")
+    plain, dropped = load_encoder(path), load_encoder(path, dropout=0.2)
+    assert dropped.args["dropout"] == 0.2 and plain.args["dropout"] == 0.0
+    for (k, a), (_, b) in zip(plain.state_dict().items(), dropped.state_dict().items()):
+        assert torch.equal(a, b), k
+    batch = Batch.from_data_list([smiles_to_graph(s, default_spec()) for s in ("CCO", "c1ccccc1O", "CC(=O)N")])
+    with torch.no_grad():
+        assert torch.allclose(plain.eval()(batch), dropped.eval()(batch))
+        torch.manual_seed(1)
+        assert not torch.allclose(plain.train()(batch), dropped.train()(batch))
+    with pytest.raises(CheckpointError, match=r"encoder.dropout must be in \[0, 1\)"):
+        load_encoder(path, dropout=1.5)
+
+
 @pytest.mark.slow
 def test_bundle_refuses_a_head_with_another_featurizer_spec(runs, tmp_path):
     good = runs["dir"] / "frozen" / "checkpoints" / "best.ckpt"
