@@ -23,7 +23,7 @@ import numpy as np
 from common import DATASETS, ROOT, markdown_table, mean_std, run_train, scaffold_overrides
 
 PEERS = {"esol": ("0.823", "0.760"), "freesolv": ("2.46", "2.20"), "lipophilicity": ("0.718", "0.727")}
-DEFAULT_ENCODER = ROOT / "models" / "pretrained" / "dmpnn_moses100k.pt"
+DEFAULT_ENCODER = ROOT / "models" / "pretrained" / "dmpnn_all200k.pt"
 
 
 def columns(encoder: Path, descriptors: bool) -> dict[str, list[str]]:

@@ -24,7 +24,7 @@ TINY = ["encoder.hidden_dim=32", "data.batch_size=32", "trainer.enable_progress_
 
 
 @pytest.mark.parametrize("overrides", [[], ["pretrain=attr_mask", "trainer=gpu"], ["pretrain=contrastive"],
-                                       ["pretrain=descriptors", "trainer=ddp", "encoder=gine"]])
+                                       ["pretrain=descriptors", "trainer=ddp", "encoder=gine"], ["pretrain=all"]])
 def test_pretrain_configs_compose_and_build(compose, overrides):
     from hydra.utils import instantiate
 
@@ -34,6 +34,8 @@ def test_pretrain_configs_compose_and_build(compose, overrides):
     encoder = instantiate(cfg.encoder)
     modules, weights = build_objectives(cfg, PretrainContext(encoder.out_dim, encoder.spec, num_descriptors=5))
     assert modules and set(modules) == set(weights)
+    if "pretrain=all" in overrides:
+        assert set(modules) == {"descriptors", "attr_mask", "contrastive"}
     assert cfg.data.descriptors == any(isinstance(m, DescriptorPrediction) for m in modules.values())
     assert len(cfg.data.exclude) == 3 and cfg.data.exclude_enabled
     if "trainer=gpu" in overrides or "trainer=ddp" in overrides:
