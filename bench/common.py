@@ -11,6 +11,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ("esol", "freesolv", "lipophilicity")
+ADME_DATASETS = ("adme_hlm", "adme_rlm", "adme_mdr1_er", "adme_sol", "adme_hppb", "adme_rppb")
+# The 9-set dev suite: MoleculeNet on its committed scaffold splits + Biogen ADME (Fang et al. 2023) on the
+# authors' splits (data/adme_fang2023/README.md).
+DEV_SUITE = DATASETS + ADME_DATASETS
+
+# The test metric each set is judged by (what the peers tables in README.md / data/adme_fang2023 report).
+METRIC = {**{d: "rmse" for d in DATASETS}, **{d: "mae" for d in ADME_DATASETS}}
+
+# Peers' test figures in METRIC units (lower is better). MoleculeNet: README.md benchmark tables (scaffold
+# split files); ADME: data/adme_fang2023/README.md (single run, seed 0, the authors' split files).
+PEERS: dict[str, dict[str, float]] = {
+    "esol": {"chemprop": 0.823, "best": 0.760},
+    "freesolv": {"chemprop": 2.46, "best": 2.198},
+    "lipophilicity": {"chemprop": 0.718, "best": 0.718},
+    "adme_hlm": {"chemprop": 0.362, "rf": 0.381, "best": 0.362},
+    "adme_rlm": {"chemprop": 0.407, "rf": 0.456, "best": 0.407},
+    "adme_mdr1_er": {"chemprop": 0.337, "rf": 0.379, "best": 0.337},
+    "adme_sol": {"chemprop": 0.405, "rf": 0.426, "best": 0.405},
+    "adme_hppb": {"chemprop": 0.359, "rf": 0.381, "best": 0.359},
+    "adme_rppb": {"chemprop": 0.448, "rf": 0.409, "best": 0.409},
+}
 
 
 def run_train(overrides: list[str], run_dir: Path, threads: int | None = None) -> dict:
@@ -32,6 +53,21 @@ def scaffold_overrides(dataset: str) -> list[str]:
     """The bundled MoleculeNet set on its committed scaffold split file."""
     return [f"data={dataset}", "split=predefined",
             f"split.path={ROOT / 'data/moleculenet/splits' / f'{dataset}_scaffold.json'}"]
+
+
+def dataset_overrides(name: str) -> list[str]:
+    """molgnn-train overrides for any DEV_SUITE set: MoleculeNet on its committed scaffold split file; an
+    ADME endpoint on the authors' split (its data option selects split=<name> itself)."""
+    if name in DATASETS:
+        return scaffold_overrides(name)
+    if name in ADME_DATASETS:
+        return [f"data={name}"]
+    raise ValueError(f"unknown dev-suite set {name!r}; one of {', '.join(DEV_SUITE)}")
+
+
+def judged_metric(name: str) -> str:
+    """The metrics.json key a DEV_SUITE set is judged by, e.g. 'test/rmse' or 'test/mae'."""
+    return f"test/{METRIC[name]}"
 
 
 def mean_std(values: list[float]) -> str:
