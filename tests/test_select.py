@@ -3,7 +3,13 @@ and the console script on a small ensemble with an invalid SMILES among the cand
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from molgnn.errors import MolgnnError
@@ -74,3 +80,106 @@ def test_expected_improvement_closed_form():
     draws = np.random.default_rng(0).normal(0.5, 2.0, 400_000)
     mc = np.maximum(draws - 1.0, 0).mean()
     assert acquisition([0.5], [2.0], "ei", best=1.0)[0] == pytest.approx(mc, rel=0.02)
+
+
+# --- molgnn-select ------------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+TINY = ["data=csv", f"data.path={FIXTURES / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
+        "trainer.max_epochs=1", "encoder.hidden_dim=32", "encoder.num_layers=2", "head.hidden_dim=16",
+        "~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none"]
+BAD = "c1ccccc1("
+
+
+def _compose(name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import molgnn.cli  # noqa: F401  (registers the molgnn_root resolver)
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(name, overrides)
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory) -> list[Path]:
+    """Two tiny models (1 epoch on 120 ESOL rows) trained with different seeds: an ensemble with logS_std."""
+    from molgnn.cli.train import train
+
+    paths = []
+    for seed in (0, 1):
+        tmp = tmp_path_factory.mktemp(f"train{seed}")
+        cfg = _compose("train", [f"paths.cache_dir={tmp / 'cache'}", f"paths.output_dir={tmp / 'out'}",
+                                 f"seed={seed}", *TINY])
+        train(cfg, tmp / "out")
+        paths.append(tmp / "out" / "checkpoints" / "best.ckpt")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def candidates(tmp_path_factory) -> Path:
+    """30 ESOL SMILES with an id column and one invalid SMILES (row 4)."""
+    rows = pd.read_csv(FIXTURES / "esol_small.csv", dtype=str).tail(30)["smiles"].tolist()
+    rows[4] = BAD
+    path = tmp_path_factory.mktemp("cands") / "candidates.csv"
+    pd.DataFrame({"id": [f"c{i}" for i in range(len(rows))], "smiles": rows}).to_csv(path, index=False)
+    return path
+
+
+def _select_cmd(ckpts: list[Path], candidates: Path, out: Path, *overrides: str) -> list[str]:
+    ckpt = f"ckpt_path=[{','.join(map(str, ckpts))}]" if len(ckpts) > 1 else f"ckpt_path={ckpts[0]}"
+    return [sys.executable, "-m", "molgnn.cli.select", ckpt, f"input.path={candidates}", f"output_path={out}",
+            f"hydra.run.dir={out.parent / 'run'}", "num_workers=0", *overrides]
+
+
+def test_cli_selects_k_rows_in_rank_order_never_invalid(ensemble, candidates, tmp_path):
+    out = tmp_path / "sel" / "picked.csv"
+    proc = subprocess.run(_select_cmd(ensemble, candidates, out, "k=10", "strategy=ucb", "beta=2"),
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sel = pd.read_csv(out)
+    assert list(sel.columns) == ["id", "smiles", "rank", "score", "mean", "std"]
+    assert len(sel) == 10 and sel["rank"].tolist() == list(range(1, 11))
+    assert (np.diff(sel["score"]) <= 0).all() and (sel["std"] > 0).all()
+    assert np.allclose(sel["score"], sel["mean"] + 2 * sel["std"], atol=1e-5)
+    assert BAD not in sel["smiles"].tolist() and sel["id"].is_unique
+    assert sorted(p.name for p in out.parent.iterdir()) == ["picked.csv", "run"]  # temporaries removed
+    assert "10 selected" in proc.stderr + proc.stdout
+
+
+def test_select_all_valid_when_k_is_larger_and_minimize(ensemble, candidates, tmp_path):
+    from molgnn.cli.select import select
+
+    cfg = _compose("select", [f"ckpt_path=[{ensemble[0]},{ensemble[1]}]", f"input.path={candidates}",
+                              f"output_path={tmp_path / 'sel.parquet'}", "k=100", "strategy=greedy",
+                              "maximize=false", "num_workers=0", f"paths.output_dir={tmp_path}"])
+    sel = select(cfg)
+    back = pd.read_parquet(tmp_path / "sel.parquet")
+    assert len(back) == len(sel) == 29 and BAD not in back["smiles"].tolist()
+    assert (np.diff(back["mean"]) >= 0).all()  # minimization: lowest predicted logS first
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["strategy=ucb"], "strategy=ucb needs a predicted spread"),
+    (["strategy=ei"], "best: strategy=ei needs the best value"),
+    (["target=logP"], "target=logP: not predicted by the model; available: logS"),
+    (["strategy=bogus"], "strategy=bogus: unknown"),
+])
+def test_cli_errors_are_one_line_naming_the_key(ensemble, candidates, tmp_path, overrides, message):
+    from molgnn.cli.select import select
+
+    cfg = _compose("select", [f"ckpt_path={ensemble[0]}", f"input.path={candidates}", "num_workers=0",
+                              f"output_path={tmp_path / 'sel.csv'}", f"paths.output_dir={tmp_path}", *overrides])
+    with pytest.raises(MolgnnError, match=message):
+        select(cfg)
+    assert not (tmp_path / "sel.csv").exists()
+
+
+def test_cli_error_exit_status(ensemble, candidates, tmp_path):
+    proc = subprocess.run(_select_cmd(ensemble[:1], candidates, tmp_path / "s.csv", "strategy=thompson"),
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("molgnn-select: error: strategy=thompson needs")
+    assert not list(tmp_path.glob(".s.csv*"))
