@@ -250,3 +250,13 @@ def load_encoder(path: str | Path, expect_spec: FeaturizerSpec | None = None,
     load_state_strict(encoder, state, path, "encoder")
     encoder.pretraining = header.get("pretraining")
     return encoder
+
+
+def attach_calibration(path: str | Path, record: dict, domain: nn.Module) -> Path:
+    """Add a head's calibration record (``heads[0]["calibration"]``) and the domain index tensors
+    (``state_dict["domain.*"]``) to a model checkpoint, rewritten atomically."""
+    blob = safe_load(path)
+    header = read_header(blob, path)
+    header["heads"][0]["calibration"] = record
+    blob["state_dict"].update({f"domain.{k}": v.detach().cpu() for k, v in domain.state_dict().items()})
+    return save_atomic(blob, path)

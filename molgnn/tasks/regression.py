@@ -15,6 +15,7 @@ from molgnn.data.scaler import TargetScaler
 from molgnn.tasks.anchor import WeightAnchor
 from molgnn.tasks.embeddings import EmbeddingBatch
 from molgnn.tasks.freezing import make_freezer
+from molgnn.uncertainty.settings import UncertaintySettings
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -22,6 +23,17 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     mask = ~torch.isnan(target)
     diff = (pred - torch.nan_to_num(target)) * mask
     return (diff**2).sum() / mask.sum().clamp(min=1)
+
+
+def masked_beta_nll(mean: torch.Tensor, var: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
+    """beta-NLL (Seitzer et al., ICLR 2022) over the non-NaN entries of target [B, T]: the Gaussian NLL of
+    each entry weighted by its (detached) variance ** beta, so a large predicted variance cannot buy a
+    badly fitted mean (beta = 0: plain Gaussian NLL)."""
+    mask = ~torch.isnan(target)
+    nll = 0.5 * (var.log() + (mean - torch.nan_to_num(target)) ** 2 / var)
+    if beta:
+        nll = nll * var.detach() ** beta
+    return (nll * mask).sum() / mask.sum().clamp(min=1)
 
 
 def _metrics(stage: str) -> MetricCollection:
@@ -41,13 +53,17 @@ class RegressionTask(L.LightningModule):
     float [B, D]); the header records the scaler (names + statistics) so prediction can recompute them.
     ``l2sp``: strength of the L2-SP penalty pulling the encoder towards its starting weights
     (molgnn.tasks.anchor), added to the training loss; 0 = off.
+    ``uncertainty``: ``UncertaintySettings``; with method ``mve`` the head outputs [B, 2T] (mean, raw
+    variance), the loss is beta-NLL and ``predict_step`` adds the predicted std.
+    ``monitor``: the metric the scheduler watches (the run's ``monitor`` key).
     """
 
     def __init__(self, encoder: nn.Module, head: nn.Module, scaler: TargetScaler, target_names: list[str],
                  optimizer: Callable, scheduler: Callable | None = None, freeze_encoder: bool = False,
                  encoder_lr_ratio: float = 1.0, name: str = "property", descriptor_scaler=None,
                  freeze_layers: int | None = None, unfreeze_every: int | None = None,
-                 precompute_embeddings: bool = False, l2sp: float = 0.0):
+                 precompute_embeddings: bool = False, l2sp: float = 0.0,
+                 uncertainty: UncertaintySettings | None = None, monitor: str = "val/rmse"):
         super().__init__()
         self.encoder, self.head, self.scaler = encoder, head, scaler
         self.target_names, self.name = list(target_names), name
@@ -59,6 +75,7 @@ class RegressionTask(L.LightningModule):
         self.precompute_embeddings = precompute_embeddings
         self.freezer = make_freezer(encoder, freeze_encoder, freeze_layers, unfreeze_every, precompute_embeddings)
         self.anchor = WeightAnchor(encoder, l2sp) if l2sp and not freeze_encoder else None
+        self.uncertainty, self.monitor = uncertainty or UncertaintySettings(), monitor
         self.metrics = nn.ModuleDict({f"{s}_": _metrics(s) for s in ("train", "val", "test")})
 
     def train(self, mode: bool = True):
@@ -77,18 +94,32 @@ class RegressionTask(L.LightningModule):
         if self.freezer is not None:
             self.freezer.apply(self.current_epoch, self.training)
 
-    def features(self, batch) -> torch.Tensor:
+    def embed(self, batch) -> torch.Tensor:
+        """Graph embeddings float [B, d] (precomputed ones for an ``EmbeddingBatch``)."""
+        return batch.h if isinstance(batch, EmbeddingBatch) else self.encoder(batch)
+
+    def features(self, batch, h: torch.Tensor | None = None) -> torch.Tensor:
         """Head input: encoder(batch) float [B, d], with batch.desc [B, D] appended when descriptors are on."""
-        h = batch.h if isinstance(batch, EmbeddingBatch) else self.encoder(batch)  # h: precomputed
+        h = self.embed(batch) if h is None else h
         return torch.cat([h, batch.desc.to(h.dtype)], dim=1) if self.descriptor_scaler is not None else h
+
+    def head_outputs(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Head on features -> (mean [B, T], variance [B, T] or None), both in scaled units."""
+        out = self.head(features)
+        if not self.uncertainty.mve:
+            return out, None
+        mean, raw = out.chunk(2, dim=1)
+        return mean, nn.functional.softplus(raw) + 1e-6
 
     def forward(self, batch) -> torch.Tensor:
         """Predictions in original units, float [B, T]."""
-        return self.scaler.inverse(self.head(self.features(batch)))
+        return self.scaler.inverse(self.head_outputs(self.features(batch))[0])
 
     def _step(self, batch, stage: str) -> torch.Tensor:
-        scaled = self.head(self.features(batch))
-        loss = masked_mse(scaled, self.scaler.transform(batch.y))
+        scaled, var = self.head_outputs(self.features(batch))
+        target = self.scaler.transform(batch.y)
+        loss = masked_mse(scaled, target) if var is None else masked_beta_nll(scaled, var, target,
+                                                                                self.uncertainty.beta)
         mask = ~torch.isnan(batch.y)
         pred = self.scaler.inverse(scaled.detach())
         self.metrics[f"{stage}_"].update(pred[mask], batch.y[mask])
@@ -140,10 +171,12 @@ class RegressionTask(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
-                                                         "monitor": "val/rmse"}}
+                                                         "monitor": self.monitor}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         head = head_header(self.name, self.head, self.target_names, self.scaler, encoder_fingerprint(self.encoder))
+        if self.uncertainty.mve:
+            head["variance"] = True  # the head's output is [mean (T), raw variance (T)]
         if self.descriptor_scaler is not None:
             head["descriptors"] = self.descriptor_scaler.to_dict()
         checkpoint["molgnn"] = make_header("model", self.encoder, heads=[head],

@@ -1,0 +1,103 @@
+"""Applicability domain: how far a molecule is from the training set, and whether the model's error is
+still what it was in distribution at that distance.
+
+Two measures: the mean Euclidean distance from a molecule's embedding to its k nearest training
+embeddings (the model's own view of similarity), and the largest Tanimoto similarity of its Morgan
+fingerprint (radius 2, 2048 bits) to a training molecule (the chemist's view). The embedding distance is
+calibrated on the validation set: an isotonic (non-decreasing) fit of |error| against distance, and a
+threshold, the largest distance at which the fitted error is within ``tolerance`` of the in-distribution
+error (the mean |error| of the nearest half of the validation molecules). ``domain_score`` = distance /
+threshold, so ``in_domain`` = score <= 1 whatever the units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from rdkit import DataStructs
+from rdkit.Chem import rdFingerprintGenerator
+from sklearn.isotonic import IsotonicRegression
+from torch import nn
+
+FP_BITS = 2048
+_MORGAN = None
+
+
+def morgan_bits(mol) -> np.ndarray:
+    """RDKit Mol -> Morgan radius-2 fingerprint packed into uint8 [FP_BITS / 8]."""
+    global _MORGAN
+    if _MORGAN is None:
+        _MORGAN = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FP_BITS)
+    bits = np.zeros(FP_BITS, dtype=np.uint8)
+    DataStructs.ConvertToNumpyArray(_MORGAN.GetFingerprint(mol), bits)
+    return np.packbits(bits)
+
+
+class DomainIndex(nn.Module):
+    """Training-set reference for domain scores. Buffers (they travel in the checkpoint's state dict under
+    ``domain.``): ``embeddings`` float16 [N, d], ``fingerprints`` uint8 [N, FP_BITS / 8]."""
+
+    def __init__(self, embeddings: torch.Tensor, fingerprints: torch.Tensor, k: int = 5):
+        super().__init__()
+        self.k = k
+        self.register_buffer("embeddings", embeddings.to(torch.float16))
+        self.register_buffer("fingerprints", fingerprints.to(torch.uint8))
+        self._bits: torch.Tensor | None = None  # unpacked float fingerprints, made on first use
+
+    @classmethod
+    def empty(cls, dim: int, k: int = 5) -> DomainIndex:
+        """Shapes for ``load_state_dict`` of a stored index of N molecules (resized on load)."""
+        return cls(torch.zeros(0, dim), torch.zeros(0, FP_BITS // 8, dtype=torch.uint8), k)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("embeddings", "fingerprints"):  # N is the file's, not the empty index's
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        self._bits = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def distance(self, h: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+        """Embeddings h float [B, d] -> mean distance to the k nearest training embeddings, float [B]."""
+        ref = self.embeddings
+        k = min(self.k, ref.size(0))
+        best = torch.full((h.size(0), k), float("inf"), device=h.device)
+        for a in range(0, ref.size(0), chunk):
+            d = torch.cdist(h.float(), ref[a:a + chunk].float())
+            best = torch.cat([best, d], dim=1).topk(k, dim=1, largest=False).values
+        return best.mean(dim=1)
+
+    @torch.no_grad()
+    def similarity(self, fp: torch.Tensor) -> torch.Tensor:
+        """Packed fingerprints uint8 [B, FP_BITS/8] -> largest Tanimoto similarity to a training molecule [B]."""
+        if self._bits is None:
+            self._bits = _unpack(self.fingerprints)
+        q = _unpack(fp.to(self.fingerprints.device))
+        inter = q @ self._bits.T
+        union = q.sum(1, keepdim=True) + self._bits.sum(1) - inter
+        return (inter / union.clamp(min=1)).max(dim=1).values
+
+
+def _unpack(packed: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, F/8] -> float32 {0, 1} [N, F] (bit order as numpy's packbits)."""
+    shifts = torch.arange(7, -1, -1, device=packed.device, dtype=torch.uint8)
+    return ((packed.unsqueeze(-1) >> shifts) & 1).reshape(packed.size(0), -1).float()
+
+
+def fit_threshold(distance: np.ndarray, abs_err: np.ndarray, tolerance: float) -> dict:
+    """Calibrate the embedding distance on validation molecules: distance [M], |error| [M] (standardized
+    units, NaN = missing). Returns {"threshold", "in_domain_error", "tolerance", "knots_x", "knots_y"}
+    (the isotonic fit of error against distance, for ``expected_error``)."""
+    ok = np.isfinite(distance) & np.isfinite(abs_err)
+    x, e = np.asarray(distance)[ok], np.asarray(abs_err)[ok]
+    if len(x) < 4:
+        return {"threshold": float(np.max(x)) if len(x) else float("inf"), "in_domain_error": float("nan"),
+                "tolerance": tolerance, "knots_x": [], "knots_y": []}
+    iso = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x, e)
+    e0 = float(e[x <= np.median(x)].mean())
+    grid = np.sort(x)
+    fitted = iso.predict(grid)
+    above = np.nonzero(fitted > (1 + tolerance) * e0)[0]
+    threshold = float(grid[above[0] - 1] if len(above) and above[0] > 0 else grid[0] if len(above) else grid[-1])
+    return {"threshold": max(threshold, 1e-8), "in_domain_error": e0, "tolerance": tolerance,
+            "knots_x": iso.X_thresholds_.tolist(), "knots_y": iso.y_thresholds_.tolist()}
