@@ -12,7 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from molgnn.checkpoint import export_encoder
-from molgnn.cli import CONF_DIR, config_errors_as_one_line, prepare_run_dir, user_errors_as_one_line
+from molgnn.cli import (CONF_DIR, build_callbacks, build_loggers, config_errors_as_one_line, prepare_run_dir,
+                        user_errors_as_one_line)
 from molgnn.tasks.pretrain import PretrainContext, PretrainTask
 
 log = logging.getLogger("molgnn.pretrain")
@@ -40,8 +41,8 @@ def pretrain(cfg: DictConfig, out_dir: Path | str | None = None) -> dict:
     task = PretrainTask(encoder, objectives, weights, optimizer=instantiate(cfg.optimizer),
                         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
                         info=datamodule.info())
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    loggers = build_loggers(cfg)
+    callbacks = build_callbacks(cfg, has_logger=bool(loggers))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt", weights_only=False)

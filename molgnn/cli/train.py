@@ -11,20 +11,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from molgnn.cli import CONF_DIR, config_errors_as_one_line, prepare_run_dir, user_errors_as_one_line
+from molgnn.cli import (CONF_DIR, build_callbacks, build_loggers, config_errors_as_one_line, prepare_run_dir,
+                        user_errors_as_one_line)
 from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
 from molgnn.tasks.embeddings import maybe_precompute
 from molgnn.tasks.timing import EpochTimer
 
 log = logging.getLogger("molgnn.train")
-
-
-def build_callbacks(cfg: DictConfig) -> list:
-    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-
-
-def build_loggers(cfg: DictConfig) -> list:
-    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
 def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float]:
@@ -43,22 +36,25 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
                                  **({"descriptor_scaler": datamodule.descriptor_scaler} if num_desc else {}))
     datamodule = maybe_precompute(task, datamodule)  # task.precompute_embeddings: head trains on tensors
     timer = EpochTimer()
-    trainer = instantiate(cfg.trainer, callbacks=[*build_callbacks(cfg), timer], logger=build_loggers(cfg) or False)
+    loggers = build_loggers(cfg)
+    trainer = instantiate(cfg.trainer, callbacks=[*build_callbacks(cfg, has_logger=bool(loggers)), timer],
+                          logger=loggers or False)
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     best = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
+    # validate loads the best weights into `task` (once); test and predict then run on those same weights
     val = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
-    test = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
+    test = trainer.test(task, datamodule=datamodule, verbose=False)[0]
     metrics = clean_metrics({k: v for k, v in val.items() if not k.endswith("loss")},
                             {k: v for k, v in test.items() if not k.endswith("loss")})
     metrics.update(epochs=trainer.current_epoch, **timer.summary(), **getattr(datamodule, "timings", {}))
     write_json(metrics, out_dir / "metrics.json")
-    _write_test_predictions(trainer, task, datamodule, best, out_dir)
+    _write_test_predictions(trainer, task, datamodule, out_dir)
     log.info("test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/") and v})
     return metrics
 
 
-def _write_test_predictions(trainer, task, datamodule, best, out_dir: Path) -> None:
-    batches = trainer.predict(task, dataloaders=datamodule.test_dataloader(), ckpt_path=best)
+def _write_test_predictions(trainer, task, datamodule, out_dir: Path) -> None:
+    batches = trainer.predict(task, dataloaders=datamodule.test_dataloader())  # task holds the best weights
     if not batches:
         return
     rows = torch.cat([b["row"] for b in batches]).numpy()
