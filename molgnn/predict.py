@@ -43,6 +43,8 @@ from molgnn.featurize.descriptors import mol_descriptors
 from molgnn.featurize.graph import _featurizer_for
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.predictor import Predictor, load_ensemble
+from molgnn.uncertainty.domain import FP_BITS, morgan_bits
+from molgnn.uncertainty.outputs import EnsembleUncertainty, output_columns
 
 log = logging.getLogger("molgnn.predict")
 
@@ -124,16 +126,17 @@ def count_rows(path: Path) -> int | None:
 # ------------------------------------------------------------------------------------ featurization
 
 
-def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str]) -> dict:
+def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str], fingerprints: bool = False) -> dict:
     """Worker job: SMILES -> packed numpy graphs (numpy only: safe in forked workers).
 
     Returns x [sumN, Fa], edge_index [2, sumE] (numbering across the job's graphs), edge_attr [sumE, Fb],
     node_ptr / edge_ptr long [G + 1], valid bool [R], errors list[str] (R, "" if valid), desc float32
     [G, D] raw RDKit descriptors (D = len(desc_names), may be 0). Features travel as uint8 and edge_index as
     int32 (8x / 2x less to pickle and hold than int64); ``iter_batches`` widens them to long.
+    ``fingerprints``: also fp uint8 [G, 256], packed Morgan bits (applicability domain).
     """
     featurize = _featurizer_for(spec)
-    graphs, errors, desc = [], [], []
+    graphs, errors, desc, fps = [], [], [], []
     for s in smiles:
         mol = parse_smiles(s)
         if not isinstance(mol, ParseFailure):
@@ -141,6 +144,8 @@ def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str]) -> 
                 graphs.append(featurize(mol))
                 if desc_names:
                     desc.append(mol_descriptors(mol, desc_names))
+                if fingerprints:
+                    fps.append(morgan_bits(mol))
                 errors.append("")
                 continue
             except Exception as exc:  # a featurizer bug must not kill a million-row job
@@ -163,6 +168,7 @@ def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str]) -> 
         "valid": np.array([e == "" for e in errors], dtype=bool),
         "errors": errors,
         "desc": raw_desc.astype(np.float32),
+        **({"fp": np.stack(fps) if fps else np.zeros((0, FP_BITS // 8), np.uint8)} if fingerprints else {}),
     }
 
 
@@ -177,13 +183,15 @@ def iter_batches(packed: dict, batch_size: int) -> Iterator[Batch]:
     x, ei, ea = (torch.from_numpy(packed[k]).long() for k in ("x", "edge_index", "edge_attr"))
     node_ptr, edge_ptr = torch.from_numpy(packed["node_ptr"]), torch.from_numpy(packed["edge_ptr"])
     desc = torch.from_numpy(packed["desc"])
+    fp = torch.from_numpy(packed["fp"]) if "fp" in packed else None
     for a in range(0, node_ptr.numel() - 1, batch_size):
         b = min(a + batch_size, node_ptr.numel() - 1)
         n0, n1, e0, e1 = int(node_ptr[a]), int(node_ptr[b]), int(edge_ptr[a]), int(edge_ptr[b])
         ptr = node_ptr[a : b + 1] - n0
         batch = torch.repeat_interleave(torch.arange(b - a), ptr.diff())
+        extra = {"fp": fp[a:b]} if fp is not None else {}
         yield Batch(x=x[n0:n1], edge_index=ei[:, e0:e1] - n0, edge_attr=ea[e0:e1], batch=batch, ptr=ptr,
-                    desc=desc[a:b])
+                    desc=desc[a:b], **extra)
 
 
 class _Now:
@@ -197,7 +205,7 @@ class _Now:
 
 
 def featurized_chunks(chunks: Iterator[tuple[int, pd.DataFrame]], smiles_col: str, spec: FeaturizerSpec,
-                      desc_names: list[str], workers: int, window: int = 2,
+                      desc_names: list[str], workers: int, window: int = 2, fingerprints: bool = False,
                       ) -> Iterator[tuple[int, pd.DataFrame, list]]:
     """(k, frame) -> (k, frame, jobs), each job's ``.get()`` giving its packed arrays (``featurize_job``).
 
@@ -207,7 +215,7 @@ def featurized_chunks(chunks: Iterator[tuple[int, pd.DataFrame]], smiles_col: st
     """
     def jobs(frame):
         smiles = frame[smiles_col].tolist()
-        return [(smiles[i : i + JOB_ROWS], spec, desc_names) for i in range(0, len(smiles), JOB_ROWS)]
+        return [(smiles[i : i + JOB_ROWS], spec, desc_names, fingerprints) for i in range(0, len(smiles), JOB_ROWS)]
 
     if workers <= 0:
         for k, frame in chunks:
@@ -226,34 +234,31 @@ def featurized_chunks(chunks: Iterator[tuple[int, pd.DataFrame]], smiles_col: st
 # --------------------------------------------------------------------------------------- prediction
 
 
-def prediction_columns(columns: list[str], ensemble: bool) -> list[str]:
-    return [f"{c}_{s}" for c in columns for s in ("mean", "std")] if ensemble else list(columns)
-
-
 def predict_jobs(models: list[Predictor], jobs: list, batch_size: int, device: torch.device,
-                 desc_names: list[str] = ()) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                 desc_names: list[str] = (), uq: EnsembleUncertainty | None = None, level: float | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Predict a chunk's featurization jobs (``.get()`` -> packed arrays, taken in order, so job j is
     predicted while the workers featurize later ones) -> values float32 [R, C'] (NaN rows where invalid;
-    ensembles: mean and std per target, interleaved), valid bool [R], errors list[str] (R).
+    columns as ``output_columns``), valid bool [R], errors list[str] (R).
     ``desc_names``: the columns of the jobs' raw descriptors (each model takes its ``descriptor_names``)."""
     desc_index = [torch.tensor([list(desc_names).index(n) for n in m.descriptor_names], dtype=torch.long)
                   for m in models]
+    uq = uq or EnsembleUncertainty([None] * len(models))
     values, valid, errors = [], [], []
     for job in jobs:
         packed = job.get()
-        per_model = np.zeros((len(models), int(packed["valid"].sum()), len(models[0].columns)), np.float32)
-        g = 0
+        outs: list[dict[str, list]] = [{} for _ in models]
         for batch in iter_batches(packed, batch_size):
             batch = batch.to(device, non_blocking=True)
             desc = batch.desc
             for m, model in enumerate(models):
                 batch.desc = desc[:, desc_index[m].to(desc.device)]
-                per_model[m, g : g + batch.num_graphs] = model.predict_batch(batch).cpu().numpy()
-            g += batch.num_graphs
-        if len(models) > 1:  # [G, T, 2] -> columns t0_mean, t0_std, t1_mean, ...
-            out = np.stack([per_model.mean(axis=0), per_model.std(axis=0)], axis=2).reshape(g, -1)
+                for key, value in model.predict_full(batch, similarity=uq.calibrated).items():
+                    outs[m].setdefault(key, []).append(value.float().cpu().numpy())
+        if outs[0]:
+            out = uq.values([{k: np.concatenate(v) for k, v in o.items()} for o in outs], level)
         else:
-            out = per_model[0]
+            out = np.zeros((0, len(output_columns(models[0].columns, len(models) > 1, uq.calibrated))))
         full = np.full((len(packed["valid"]), out.shape[1]), np.nan, dtype=np.float32)
         full[packed["valid"]] = out
         values.append(full)
@@ -270,6 +275,9 @@ def output_frame(frame: pd.DataFrame, pred_cols: list[str], values: np.ndarray, 
     out = out.reset_index(drop=True)
     for j, col in enumerate(pred_cols):
         out[col] = values[:, j]
+    if "in_domain" in out.columns:  # 1/0/NaN -> True/False/missing
+        out["in_domain"] = pd.array(np.where(np.isnan(values[:, pred_cols.index("in_domain")]), None,
+                                             values[:, pred_cols.index("in_domain")] == 1), dtype="boolean")
     out["valid"] = valid
     out["error"] = errors
     return out
@@ -294,7 +302,8 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def parquet_schema(columns: list[str], pred_cols: list[str]) -> pa.Schema:
-    kind = {**{c: pa.string() for c in columns}, **{c: pa.float32() for c in pred_cols}, "valid": pa.bool_()}
+    kind = {**{c: pa.string() for c in columns}, **{c: pa.float32() for c in pred_cols}, "valid": pa.bool_(),
+            **({"in_domain": pa.bool_()} if "in_domain" in pred_cols else {})}
     return pa.schema([(c, kind[c]) for c in columns])
 
 
@@ -486,10 +495,13 @@ def predict_file(ckpt_path: str | list[str], input_path: str | Path, output_path
                  batch_size: int | None = None, num_workers: int | None = None, device: str = "cpu",
                  resume: bool = False, progress: bool = True, rank: int = 0, world_size: int = 1,
                  shard_timeout_s: float = 86400.0, torch_threads: int | None = None,
-                 stop_after_chunks: int | None = None) -> PredictSummary:
+                 stop_after_chunks: int | None = None, uncertainty: bool = True,
+                 interval_level: float | None = None) -> PredictSummary:
     """Predict every row of ``input_path`` with one checkpoint/bundle or an ensemble (a list) and write
     ``output_path`` (CSV or Parquet). Checkpoint, input and settings errors are raised before any output
     is written. ``stop_after_chunks`` (tests): raise after committing that many chunks, like a killed run.
+    ``uncertainty``: write spreads, conformal intervals at ``interval_level`` (default: the level the model
+    was calibrated for) and domain columns when every model carries a calibration (molgnn.uncertainty).
 
     Defaults: ``num_workers`` every core; ``batch_size`` 128 graphs on CPU (measured fastest: larger
     batches fall out of cache), 1024 on CUDA; ``torch_threads`` (CPU, during the run) half the cores when
@@ -510,12 +522,16 @@ def predict_file(ckpt_path: str | list[str], input_path: str | Path, output_path
     if chunk_rows < 1 or batch_size < 1:
         raise MolgnnError(f"chunk_rows and batch_size must be >= 1 (got {chunk_rows}, {batch_size})")
     models = [m.to(dev) for m in models]
-    pred_cols = prediction_columns(models[0].columns, len(models) > 1)
+    if interval_level is not None and not 0.0 < float(interval_level) < 1.0:
+        raise MolgnnError(f"interval_level={interval_level}: must be in (0, 1), e.g. 0.9")
+    uq = EnsembleUncertainty([m.calibration if uncertainty else None for m in models])
+    pred_cols = output_columns(models[0].columns, len(models) > 1, uq.calibrated)
     columns = [f"{c}_input" if c in (*pred_cols, "valid", "error") else c for c in carried] + \
         pred_cols + ["valid", "error"]
     desc_names = sorted({n for m in models for n in m.descriptor_names})
     meta = {"input": _file_id(source), "checkpoints": [_file_id(p) for p in paths], "smiles_col": smiles_col,
-            "chunk_rows": chunk_rows, "format": fmt, "columns": columns, "prediction_columns": pred_cols}
+            "chunk_rows": chunk_rows, "format": fmt, "columns": columns, "prediction_columns": pred_cols,
+            "interval_level": interval_level}
     output.parent.mkdir(parents=True, exist_ok=True)
     parts = parts_dir(output)
     done = start_parts(parts, meta, resume, rank, world_size)
@@ -541,8 +557,9 @@ def predict_file(ckpt_path: str | list[str], input_path: str | Path, output_path
     if threads:
         torch.set_num_threads(threads)
     try:
-        for k, frame, jobs in featurized_chunks(my_chunks(), smiles_col, models[0].spec, desc_names, workers):
-            values, valid, errors = predict_jobs(models, jobs, batch_size, dev, desc_names)
+        for k, frame, jobs in featurized_chunks(my_chunks(), smiles_col, models[0].spec, desc_names, workers,
+                                                fingerprints=uq.calibrated):
+            values, valid, errors = predict_jobs(models, jobs, batch_size, dev, desc_names, uq, interval_level)
             write_chunk(parts, k, output_frame(frame, pred_cols, values, valid, errors), fmt, schema)
             rows, valid_rows, committed = rows + len(frame), valid_rows + int(valid.sum()), committed + 1
             bar.advance(len(frame))

@@ -17,6 +17,7 @@ from molgnn.checkpoint import build_encoder, build_head, load_state_strict, read
 from molgnn.errors import CheckpointError
 from molgnn.featurize.descriptors import DescriptorScaler
 from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.uncertainty.domain import DomainIndex
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,11 @@ class Predictor(nn.Module):
     are standardized here with each head's own scaler.
     """
 
-    def __init__(self, encoder: nn.Module, heads: list[nn.Module], head_headers: list[dict], path: str = ""):
+    def __init__(self, encoder: nn.Module, heads: list[nn.Module], head_headers: list[dict], path: str = "",
+                 domain: nn.Module | None = None):
         super().__init__()
         self.path, self.encoder, self.heads = path, encoder, nn.ModuleList(heads)
+        self.domain = domain  # DomainIndex of the training molecules (calibrated model files), else None
         self.head_headers = head_headers
         for i, h in enumerate(head_headers):
             self.register_buffer(f"mean{i}", torch.tensor(h["scaler"]["mean"], dtype=torch.float32), persistent=False)
@@ -57,15 +60,40 @@ class Predictor(nn.Module):
     def needs_descriptors(self) -> bool:
         return any(s is not None for s in self.descriptor_scalers)
 
+    @property
+    def calibration(self) -> dict | None:
+        """The calibration record of a single-head model with a domain index (None otherwise)."""
+        if self.domain is None or len(self.head_headers) != 1:
+            return None
+        return self.head_headers[0].get("calibration")
+
     @torch.inference_mode()
     def predict_batch(self, batch) -> torch.Tensor:
         """PyG batch of B graphs -> float [B, len(columns)] in original units."""
+        return self.predict_full(batch)["mean"]
+
+    @torch.inference_mode()
+    def predict_full(self, batch, similarity: bool = False) -> dict[str, torch.Tensor]:
+        """PyG batch -> {"mean": [B, C], "var": [B, C] (NaN for heads without a variance output), and with a
+        domain index "distance": [B] (k-NN embedding distance) and, when ``similarity`` and ``batch.fp``
+        (packed Morgan bits) are given, "similarity": [B] (largest Tanimoto to a training molecule)}."""
         h = self.encoder(batch)
-        out = []
+        means, variances = [], []
         for i, (head, scaler) in enumerate(zip(self.heads, self.descriptor_scalers)):
             x = h if scaler is None else torch.cat([h, self._descriptors(batch.desc, i, scaler).to(h.dtype)], 1)
-            out.append(head(x).float() * getattr(self, f"std{i}") + getattr(self, f"mean{i}"))
-        return torch.cat(out, dim=1)
+            out, std = head(x).float(), getattr(self, f"std{i}")
+            if self.head_headers[i].get("variance"):
+                out, raw = out.chunk(2, dim=1)
+                variances.append((torch.nn.functional.softplus(raw) + 1e-6) * std**2)
+            else:
+                variances.append(torch.full_like(out, float("nan")))
+            means.append(out * std + getattr(self, f"mean{i}"))
+        result = {"mean": torch.cat(means, dim=1), "var": torch.cat(variances, dim=1)}
+        if self.domain is not None:
+            result["distance"] = self.domain.distance(h)
+            if similarity and getattr(batch, "fp", None) is not None:
+                result["similarity"] = self.domain.similarity(batch.fp)
+        return result
 
     def _descriptors(self, raw: torch.Tensor, i: int, scaler: DescriptorScaler) -> torch.Tensor:
         """``DescriptorScaler.transform`` in torch: raw float [B, D_all] -> standardized float [B, D_i]."""
@@ -111,7 +139,13 @@ def load_predictor(path: str | Path) -> Predictor:
     prefixes = ["head"] if kind == "model" else [f"heads.{i}" for i in range(len(heads))]
     for i, (head, prefix) in enumerate(zip(heads, prefixes)):
         load_state_strict(head, sub_state(state, prefix), path, f"head {i} ({heads_info[i].get('name')})")
-    model = Predictor(encoder, heads, heads_info, str(path)).eval()
+    domain_state = sub_state(state, "domain")
+    domain = None
+    if kind == "model" and domain_state:
+        k = heads_info[0].get("calibration", {}).get("settings", {}).get("domain_k", 5)
+        domain = DomainIndex.like(domain_state, int(k))
+        load_state_strict(domain, domain_state, path, "domain index")
+    model = Predictor(encoder, heads, heads_info, str(path), domain).eval()
     log.info("loaded %s: %s encoder, %d head(s) -> %s", path, encoder.family, len(heads), ", ".join(model.columns))
     return model
 

@@ -21,7 +21,8 @@ def predict(cfg: DictConfig) -> PredictSummary:
                         batch_size=cfg.batch_size, num_workers=cfg.num_workers, device=str(cfg.device),
                         resume=bool(cfg.resume), progress=bool(cfg.progress), rank=int(cfg.rank),
                         world_size=int(cfg.world_size), shard_timeout_s=float(cfg.shard_timeout_s),
-                        torch_threads=cfg.torch_threads)
+                        torch_threads=cfg.torch_threads, uncertainty=bool(cfg.uncertainty),
+                        interval_level=cfg.interval_level)
 
 
 @config_errors_as_one_line("molgnn-predict")

@@ -45,16 +45,11 @@ class DomainIndex(nn.Module):
         self._bits: torch.Tensor | None = None  # unpacked float fingerprints, made on first use
 
     @classmethod
-    def empty(cls, dim: int, k: int = 5) -> DomainIndex:
-        """Shapes for ``load_state_dict`` of a stored index of N molecules (resized on load)."""
-        return cls(torch.zeros(0, dim), torch.zeros(0, FP_BITS // 8, dtype=torch.uint8), k)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("embeddings", "fingerprints"):  # N is the file's, not the empty index's
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
-        self._bits = None
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+    def like(cls, state: dict, k: int) -> DomainIndex:
+        """An index shaped like a stored one (``state``: its tensors), to be filled by a strict load."""
+        emb = state.get("embeddings", torch.zeros(0, 1))
+        fps = state.get("fingerprints", torch.zeros(0, FP_BITS // 8, dtype=torch.uint8))
+        return cls(torch.zeros_like(emb), torch.zeros_like(fps), k)
 
     @torch.no_grad()
     def distance(self, h: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
