@@ -112,3 +112,17 @@ def test_omp_wait_policy_is_set_before_torch_is_imported():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "PASSIVE", proc.stderr[-2000:]
+
+
+def test_monitor_reaches_the_task_scheduler(compose):
+    from hydra.utils import instantiate
+
+    from molgnn.data.scaler import TargetScaler
+
+    for monitor in ("val/rmse", "val/mae"):
+        cfg = compose("train", [f"monitor={monitor}"])
+        encoder = instantiate(cfg.encoder)
+        head = instantiate(cfg.head)(in_dim=encoder.out_dim, out_dim=1)
+        task = instantiate(cfg.task)(encoder=encoder, head=head, scaler=TargetScaler.identity(1), target_names=["y"])
+        assert task.configure_optimizers()["lr_scheduler"]["monitor"] == monitor
+        assert cfg.callbacks.model_checkpoint.monitor == cfg.callbacks.early_stopping.monitor == monitor
