@@ -41,12 +41,24 @@ def calibration_plot(out: dict, metrics: dict, path: Path, title: str) -> None:
     tmp.replace(path)
 
 
-def write_calibration(out: dict, metrics: dict, record: dict, out_dir: Path, title: str) -> None:
-    """calibration.json (metrics, settings, domain threshold) and calibration.png."""
-    summary = {"metrics": metrics, "settings": record["settings"],
+def write_calibration(out: dict, metrics: dict, record: dict, variants: dict, out_dir: Path, title: str) -> None:
+    """calibration.json (metrics, settings, domain threshold, other estimators on the same model) and
+    calibration.png."""
+    summary = {"metrics": metrics, "settings": record["settings"], "variants": variants,
                "domain": {k: record["domain"][k] for k in ("threshold", "in_domain_error", "tolerance")}}
     write_json(summary, out_dir / "calibration.json")
     calibration_plot(out, metrics, out_dir / "calibration.png", title)
+
+
+def variant_records(record: dict) -> dict[str, dict]:
+    """The same model's calibration with the other estimators it supports, for comparison: plain split
+    conformal, and the shift-aware (Mondrian, 3 domain-distance bins) version of its own method."""
+    settings, out = record["settings"], {}
+    if settings["method"] != "conformal":
+        out["conformal"] = {**record, "settings": {**settings, "method": "conformal", "mondrian_bins": 1}}
+    if settings["mondrian_bins"] == 1:
+        out[f"{settings['method']}+mondrian"] = {**record, "settings": {**settings, "mondrian_bins": 3}}
+    return out
 
 
 def calibrate_run(task, datamodule, settings, best_path: str | None, out_dir: Path) -> dict[str, float]:
@@ -65,8 +77,11 @@ def calibrate_run(task, datamodule, settings, best_path: str | None, out_dir: Pa
         attach_calibration(best_path, record, domain)
     else:
         log.warning("no best checkpoint (callbacks off?): the calibration is reported but stored nowhere")
-    test = predict_with_uncertainty(task, _loader(datamodule, "test"), record, domain, settings.level)
+    loader = _loader(datamodule, "test")
+    test = predict_with_uncertainty(task, loader, record, domain, settings.level)
     metrics = evaluate(test, record, datamodule.smiles, domain)
-    write_calibration(test, metrics, record, out_dir, f"{datamodule.name} test ({settings.method})")
+    variants = {name: evaluate(predict_with_uncertainty(task, loader, rec, domain, settings.level), rec,
+                               datamodule.smiles, domain) for name, rec in variant_records(record).items()}
+    write_calibration(test, metrics, record, variants, out_dir, f"{datamodule.name} test ({settings.method})")
     log.info("uncertainty (%s, test): %s", settings.method, {k: round(v, 3) for k, v in metrics.items()})
     return metrics

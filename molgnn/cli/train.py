@@ -14,8 +14,10 @@ from omegaconf import DictConfig
 from molgnn.cli import (CONF_DIR, build_callbacks, build_loggers, config_errors_as_one_line, prepare_run_dir,
                         user_errors_as_one_line)
 from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
+from molgnn.cli.calibration_report import calibrate_run
 from molgnn.tasks.embeddings import maybe_precompute
 from molgnn.tasks.timing import EpochTimer
+from molgnn.uncertainty.settings import UncertaintySettings
 
 log = logging.getLogger("molgnn.train")
 
@@ -30,9 +32,11 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     datamodule.setup("fit")
     write_invalid_rows(datamodule.invalid_rows, out_dir, datamodule.path)
     num_desc = getattr(datamodule, "num_descriptors", 0)  # data.descriptors=true: head sees [h || desc]
-    head = instantiate(cfg.head)(in_dim=encoder.out_dim + num_desc, out_dim=datamodule.num_targets)
+    uncertainty = instantiate(cfg.uncertainty) if cfg.get("uncertainty") else UncertaintySettings(method="off")
+    out_dim = datamodule.num_targets * (2 if uncertainty.mve else 1)  # mve: mean and variance per target
+    head = instantiate(cfg.head)(in_dim=encoder.out_dim + num_desc, out_dim=out_dim)
     task = instantiate(cfg.task)(encoder=encoder, head=head, scaler=datamodule.scaler,
-                                 target_names=datamodule.target_names,
+                                 target_names=datamodule.target_names, uncertainty=uncertainty,
                                  **({"descriptor_scaler": datamodule.descriptor_scaler} if num_desc else {}))
     datamodule = maybe_precompute(task, datamodule)  # task.precompute_embeddings: head trains on tensors
     timer = EpochTimer()
@@ -47,6 +51,8 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     metrics = clean_metrics({k: v for k, v in val.items() if not k.endswith("loss")},
                             {k: v for k, v in test.items() if not k.endswith("loss")})
     metrics.update(epochs=trainer.current_epoch, **timer.summary(), **getattr(datamodule, "timings", {}))
+    metrics.update(calibrate_run(task, datamodule, uncertainty, best and trainer.checkpoint_callback.best_model_path,
+                                 out_dir))
     write_json(metrics, out_dir / "metrics.json")
     _write_test_predictions(trainer, task, datamodule, out_dir)
     log.info("test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/") and v})
