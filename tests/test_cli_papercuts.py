@@ -60,6 +60,19 @@ def test_train_with_logger_none_and_max_steps_restores_the_best_checkpoint_once(
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test/rmse"] == metrics["test/rmse"]
 
 
+@pytest.mark.slow
+def test_train_max_steps_shorter_than_one_epoch_still_reports(compose, fixtures, tmp_path):
+    """max_steps can stop a run before its first validation: early stopping must not fail on the missing
+    val metric; the run tests the weights it has."""
+    from molgnn.cli.train import train
+
+    cfg = compose("train", ["data=csv", f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]",
+                            "split=random", "data.batch_size=16", "logger=none", "trainer.max_steps=3", *TINY])
+    metrics = train(cfg, tmp_path / "run")
+    assert np.isfinite(metrics["test/rmse"])
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+
+
 def test_trainer_arguments_override_without_plus(compose):
     from hydra.utils import instantiate
 
