@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 TINY = ["data=csv", f"data.path={FIXTURES / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
         "trainer.max_epochs=1", "encoder.hidden_dim=32", "encoder.num_layers=2", "head.hidden_dim=16",
-        "~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none"]
+        "~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none", "uncertainty=none"]  # columns as
+# uncalibrated models write them; calibrated outputs: tests/test_uncertainty_predict.py
 INVALID = ["not_a_smiles", "", "C1CC", "c1ccccc1(", "[Xx]"]
 FAST = dict(progress=False, num_workers=0)
 

@@ -63,12 +63,12 @@ def variant_records(record: dict) -> dict[str, dict]:
 
 def calibrate_run(task, datamodule, settings, best_path: str | None, out_dir: Path) -> dict[str, float]:
     """Calibrate the (best) trained model, store the calibration in its checkpoint, report it on the test
-    split. Returns the test uncertainty metrics ({} when ``uncertainty=off``)."""
+    split. Returns the test uncertainty metrics ({} when ``uncertainty=none``)."""
     from molgnn.checkpoint import attach_calibration
     from molgnn.tasks.calibrate import (_loader, build_domain, calibration_record, evaluate,
                                         predict_with_uncertainty)
 
-    if settings.method == "off":
+    if settings.method == "none":
         return {}
     task.eval()
     domain = build_domain(task, datamodule, settings)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 from molgnn.errors import MolgnnError
 
-METHODS = ("off", "conformal", "distance", "mve")
+METHODS = ("none", "conformal", "distance", "mve")
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class UncertaintySettings:
 
     method: ``conformal`` (constant-width split conformal intervals), ``distance`` (spread = the validation
     error expected at the molecule's embedding distance from the training set), ``mve`` (the head predicts
-    a variance too, trained with beta-NLL), ``off`` (no calibration, no domain index).
+    a variance too, trained with beta-NLL), ``none`` (no calibration, no domain index).
     beta: beta-NLL exponent for ``mve`` (0 = Gaussian NLL, 1 = MSE-like gradients for the mean).
     level: default interval coverage written into reports and used by molgnn-predict.
     mondrian_bins: > 1 = shift-aware intervals, calibrated separately in that many domain-distance bins.
