@@ -102,7 +102,7 @@ def tables(results: dict, datasets: list[str], seeds: list[int]) -> str:
     t1 = markdown_table(["set", *ESTIMATORS, f"ensemble ({len(seeds)} seeds)", f"ensemble mve ({len(seeds)} seeds)"], rows)
     rows = []
     for d in datasets:
-        sp = lambda e, key="test/spearman_spread_error": fmt([per[(d, s)][e][key] for s in seeds])  # noqa: E731
+        sp = lambda e, key="test/spearman_spread_error", d=d: fmt([per[(d, s)][e][key] for s in seeds])  # noqa: E731
         rows.append([d, sp("distance"), sp("mve"), f"{ens[(d, 'distance')]['test/spearman_spread_error']:.3f}",
                      f"{ens[(d, 'mve')]['test/spearman_spread_error']:.3f}",
                      sp("distance", "test/spearman_similarity_error"),
@@ -112,8 +112,8 @@ def tables(results: dict, datasets: list[str], seeds: list[int]) -> str:
                          "miscal. area distance", "miscal. area mve"], rows)
     rows = []
     for d in datasets:
-        q = lambda m, k: fmt([per[(d, s)][m][k] for s in seeds])  # noqa: E731
-        acc = lambda m: fmt([results[(d, m, s)]["metrics"][judged_metric(d)] for s in seeds])  # noqa: E731
+        q = lambda m, k, d=d: fmt([per[(d, s)][m][k] for s in seeds])  # noqa: E731
+        acc = lambda m, d=d: fmt([results[(d, m, s)]["metrics"][judged_metric(d)] for s in seeds])  # noqa: E731
         rows.append([d, judged_metric(d), acc("distance"), acc("mve"), f"{ens[(d, 'distance')]['accuracy']:.3f}",
                      q("distance", "test/mae_nearest_quartile"), q("distance", "test/mae_farthest_quartile"),
                      q("distance", "test/in_domain_fraction")])

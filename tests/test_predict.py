@@ -22,32 +22,16 @@ from molgnn.predictor import load_ensemble, load_predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
-TINY = ["data=csv", f"data.path={FIXTURES / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-        "trainer.max_epochs=1", "encoder.hidden_dim=32", "encoder.num_layers=2", "head.hidden_dim=16",
-        "~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none", "uncertainty=none"]  # columns as
-# uncalibrated models write them; calibrated outputs: tests/test_uncertainty_predict.py
 INVALID = ["not_a_smiles", "", "C1CC", "c1ccccc1(", "[Xx]"]
 FAST = dict(progress=False, num_workers=0)
-
-
-def _train(tmp: Path, overrides: list[str]) -> Path:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    import molgnn.cli  # noqa: F401  (registers the molgnn_root resolver)
-    from molgnn.cli.train import train
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", [f"paths.cache_dir={tmp / 'cache'}", f"paths.output_dir={tmp / 'out'}", *overrides])
-    train(cfg, tmp / "out")
-    return tmp / "out"
+# models here are uncalibrated (uncertainty=none): their columns; calibrated outputs: test_uncertainty_predict.py
+PLAIN = "uncertainty=none"
 
 
 @pytest.fixture(scope="session")
-def run(tmp_path_factory) -> Path:
+def run(train_tiny) -> Path:
     """A tiny molgnn-train run (D-MPNN, 1 epoch on 120 ESOL rows): checkpoints/best.ckpt + test predictions."""
-    return _train(tmp_path_factory.mktemp("train"), TINY)
+    return train_tiny("train", PLAIN)
 
 
 @pytest.fixture(scope="session")
@@ -283,8 +267,8 @@ def test_two_ranks_shard_and_merge_in_input_order(ckpt, table, tmp_path):
 
 
 @pytest.mark.slow
-def test_descriptor_head_is_predicted_like_in_training(tmp_path_factory, tmp_path):
-    run = _train(tmp_path_factory.mktemp("desc"), [*TINY, "data.descriptors=true"])
+def test_descriptor_head_is_predicted_like_in_training(train_tiny, tmp_path):
+    run = train_tiny("desc", PLAIN, "data.descriptors=true")
     predictor = load_predictor(run / "checkpoints" / "best.ckpt")
     assert predictor.needs_descriptors
     ref = pd.read_csv(run / "test_predictions.csv")

@@ -86,36 +86,14 @@ def test_expected_improvement_closed_form():
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
-TINY = ["data=csv", f"data.path={FIXTURES / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-        "trainer.max_epochs=1", "encoder.hidden_dim=32", "encoder.num_layers=2", "head.hidden_dim=16",
-        "~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none"]
 BAD = "c1ccccc1("
 
 
-def _compose(name: str, overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    import molgnn.cli  # noqa: F401  (registers the molgnn_root resolver)
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(name, overrides)
-
-
 @pytest.fixture(scope="module")
-def ensemble(tmp_path_factory) -> list[Path]:
-    """Two tiny models (1 epoch on 120 ESOL rows) trained with different seeds: an ensemble with logS_std."""
-    from molgnn.cli.train import train
-
-    paths = []
-    for seed in (0, 1):
-        tmp = tmp_path_factory.mktemp(f"train{seed}")
-        cfg = _compose("train", [f"paths.cache_dir={tmp / 'cache'}", f"paths.output_dir={tmp / 'out'}",
-                                 f"seed={seed}", *TINY])
-        train(cfg, tmp / "out")
-        paths.append(tmp / "out" / "checkpoints" / "best.ckpt")
-    return paths
+def ensemble(train_tiny) -> list[Path]:
+    """Two tiny uncalibrated models (1 epoch on 120 ESOL rows), different seeds: an ensemble with logS_std."""
+    return [train_tiny(f"train{seed}", f"seed={seed}", "uncertainty=none") / "checkpoints" / "best.ckpt"
+            for seed in (0, 1)]
 
 
 @pytest.fixture(scope="module")
@@ -149,10 +127,10 @@ def test_cli_selects_k_rows_in_rank_order_never_invalid(ensemble, candidates, tm
     assert "10 selected" in proc.stderr + proc.stdout
 
 
-def test_select_all_valid_when_k_is_larger_and_minimize(ensemble, candidates, tmp_path):
+def test_select_all_valid_when_k_is_larger_and_minimize(ensemble, candidates, tmp_path, compose):
     from molgnn.cli.select import select
 
-    cfg = _compose("select", [f"ckpt_path=[{ensemble[0]},{ensemble[1]}]", f"input.path={candidates}",
+    cfg = compose("select", [f"ckpt_path=[{ensemble[0]},{ensemble[1]}]", f"input.path={candidates}",
                               f"output_path={tmp_path / 'sel.parquet'}", "k=100", "strategy=greedy",
                               "maximize=false", "num_workers=0", f"paths.output_dir={tmp_path}"])
     sel = select(cfg)
@@ -167,10 +145,10 @@ def test_select_all_valid_when_k_is_larger_and_minimize(ensemble, candidates, tm
     (["target=logP"], "target=logP: not predicted by the model; available: logS"),
     (["strategy=bogus"], "strategy=bogus: unknown"),
 ])
-def test_cli_errors_are_one_line_naming_the_key(ensemble, candidates, tmp_path, overrides, message):
+def test_cli_errors_are_one_line_naming_the_key(ensemble, candidates, tmp_path, overrides, message, compose):
     from molgnn.cli.select import select
 
-    cfg = _compose("select", [f"ckpt_path={ensemble[0]}", f"input.path={candidates}", "num_workers=0",
+    cfg = compose("select", [f"ckpt_path={ensemble[0]}", f"input.path={candidates}", "num_workers=0",
                               f"output_path={tmp_path / 'sel.csv'}", f"paths.output_dir={tmp_path}", *overrides])
     with pytest.raises(MolgnnError, match=message):
         select(cfg)

@@ -17,6 +17,7 @@ from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_l
 from molgnn.errors import MolgnnError
 from molgnn.data.table import check_readable
 from molgnn.predict import input_columns, parts_dir, predict_file
+from molgnn.uncertainty.outputs import ROW_COLUMNS
 from molgnn.uncertainty.select import NEEDS_BEST, NEEDS_STD, STRATEGIES, acquisition, rank
 
 log = logging.getLogger("molgnn.select")
@@ -41,7 +42,7 @@ def target_columns(pred_cols: list[str], target: str | None) -> tuple[str, str |
     """(mean column, std column or None) for ``target`` among the prediction columns: ``<t>`` (single model)
     or ``<t>_mean`` (ensemble), spread ``<t>_std`` when present. Target names are the columns (``_mean``
     stripped) that are not ``<other target>_<suffix>`` (std, interval bounds, domain scores)."""
-    bases = list(dict.fromkeys(c[:-5] if c.endswith("_mean") else c for c in pred_cols))
+    bases = list(dict.fromkeys(c[:-5] if c.endswith("_mean") else c for c in pred_cols if c not in ROW_COLUMNS))
     names = [b for b in bases if not any(b.startswith(f"{o}_") for o in bases if o != b)]  # not <t>_std etc.
     if target is None:
         if len(names) != 1:
