@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from common import DEV_SUITE, ROOT, dataset_overrides, judged_metric, markdown_table, mean_std, run_train
 
 ESTIMATORS = ("conformal", "distance", "distance+mondrian", "mve", "mve+mondrian")
@@ -57,25 +56,13 @@ def estimator_metrics(results: dict, d: str, s: int) -> dict[str, dict]:
 
 
 def ensemble_metrics(results: dict, d: str, method: str, seeds: list[int]) -> dict[str, float]:
-    """Deep ensemble of the seeds' checkpoints: intervals, spread and domain score on the test molecules."""
-    from molgnn.predict import predict_file
-    from molgnn.uncertainty.metrics import coverage, error_by_distance_quartile, spread_error_spearman
+    """Deep ensemble of the seeds' checkpoints on the test molecules (molgnn.cli.ensemble, as
+    ``uncertainty=ensemble`` reports it), with the set's judged accuracy metric as ``accuracy``."""
+    from molgnn.cli.ensemble import ensemble_test_metrics
 
     runs = [results[(d, method, s)]["dir"] for s in seeds]
-    test = pd.read_csv(runs[0] / "test_predictions.csv")
-    target = [c for c in test.columns if c not in ("row", "smiles") and not c.endswith("_pred")][0]
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "test.csv", Path(tmp) / "pred.csv"
-        test[["smiles"]].to_csv(src, index=False)
-        predict_file([str(r / "checkpoints" / "best.ckpt") for r in runs], src, dst, progress=False, num_workers=0)
-        pred = pd.read_csv(dst)
-    y, mean = test[target].to_numpy(), pred[f"{target}_mean"].to_numpy()
-    err = np.abs(y - mean)
-    quart = error_by_distance_quartile(err, pred["domain_score"].to_numpy())
-    return {"test/coverage90": coverage(y, pred[f"{target}_lower"].to_numpy(), pred[f"{target}_upper"].to_numpy()),
-            "test/spearman_spread_error": spread_error_spearman(err, pred[f"{target}_std"].to_numpy()),
-            "test/mae_nearest_quartile": quart[0], "test/mae_farthest_quartile": quart[3],
-            "accuracy": float(np.sqrt(np.mean(err**2)) if judged_metric(d).endswith("rmse") else np.mean(err))}
+    out = ensemble_test_metrics([str(r / "checkpoints" / "best.ckpt") for r in runs], runs[0] / "test_predictions.csv")
+    return {**out, "accuracy": out[judged_metric(d)]}
 
 
 def fmt(values: list[float]) -> str:

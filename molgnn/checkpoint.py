@@ -260,3 +260,18 @@ def attach_calibration(path: str | Path, record: dict, domain: nn.Module) -> Pat
     header["heads"][0]["calibration"] = record
     blob["state_dict"].update({f"domain.{k}": v.detach().cpu() for k, v in domain.state_dict().items()})
     return save_atomic(blob, path)
+
+
+def write_ensemble(paths: list[str | Path], out: str | Path) -> Path:
+    """One file holding several trained models (kind "ensemble"): header = the first member's header with
+    ``kind`` "ensemble" and ``members`` [every member's header]; tensors ``members.<i>.<key>``. Lightning's
+    optimizer and loop states are left out."""
+    headers, state = [], {}
+    for i, path in enumerate(paths):
+        blob = safe_load(path)
+        header = read_header(blob, path)
+        if header["kind"] != "model":
+            raise CheckpointError(f"{path}: a {header['kind']} file; an ensemble is made of molgnn-train checkpoints")
+        headers.append(header)
+        state.update({f"members.{i}.{k}": v for k, v in blob["state_dict"].items()})
+    return save_atomic({"molgnn": {**headers[0], "kind": "ensemble", "members": headers}, "state_dict": state}, out)

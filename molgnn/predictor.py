@@ -118,6 +118,27 @@ def load_predictor(path: str | Path) -> Predictor:
     """
     blob = safe_load(path)
     header = read_header(blob, path)
+    if header.get("kind") == "ensemble":
+        raise CheckpointError(f"{path}: an ensemble file holds several models; load it with load_models")
+    return _predictor_from(header, blob.get("state_dict"), str(path))
+
+
+def load_models(path: str | Path) -> list[Predictor]:
+    """The models in one file: one for a model or bundle, every member for an ensemble file
+    (``molgnn-train uncertainty=ensemble``: header ``members`` [M headers], tensors ``members.<i>.*``)."""
+    blob = safe_load(path)
+    header = read_header(blob, path)
+    if header.get("kind") != "ensemble":
+        return [_predictor_from(header, blob.get("state_dict"), str(path))]
+    members = header.get("members")
+    if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
+        raise CheckpointError(f"{path}: malformed molgnn header: an ensemble needs a non-empty members list")
+    return [_predictor_from(m, sub_state(blob["state_dict"], f"members.{i}"), f"{path}[member {i}]")
+            for i, m in enumerate(members)]
+
+
+def _predictor_from(header: dict, state, path: str) -> Predictor:
+    """Build and strictly load a ``Predictor`` from a model/bundle header and its tensors."""
     kind = header.get("kind")
     if kind not in ("model", "bundle"):
         raise CheckpointError(f"{path}: a {kind!r} file has no property heads; molgnn-predict needs a "
@@ -127,7 +148,6 @@ def load_predictor(path: str | Path) -> Predictor:
         raise CheckpointError(f"{path}: the header lists no heads")
     if kind == "model" and len(heads_info) != 1:
         raise CheckpointError(f"{path}: a model checkpoint must have exactly one head, found {len(heads_info)}")
-    state = blob.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: no state_dict")
     try:
@@ -145,17 +165,17 @@ def load_predictor(path: str | Path) -> Predictor:
         k = heads_info[0].get("calibration", {}).get("settings", {}).get("domain_k", 5)
         domain = DomainIndex.like(domain_state, int(k))
         load_state_strict(domain, domain_state, path, "domain index")
-    model = Predictor(encoder, heads, heads_info, str(path), domain).eval()
+    model = Predictor(encoder, heads, heads_info, path, domain).eval()
     log.info("loaded %s: %s encoder, %d head(s) -> %s", path, encoder.family, len(heads), ", ".join(model.columns))
     return model
 
 
 def load_ensemble(paths: list[str | Path]) -> list[Predictor]:
-    """Load one or more checkpoints; every member must share the featurizer spec and the output columns
+    """Load one or more checkpoints (an ensemble file counts as its members); every member must share the featurizer spec and the output columns
     (an error lists the differences), so their predictions can be averaged."""
     if not paths:
         raise CheckpointError("no checkpoint given (ckpt_path=model.ckpt or ckpt_path=[a.ckpt,b.ckpt])")
-    members = [load_predictor(p) for p in paths]
+    members = [m for p in paths for m in load_models(p)]
     ref = members[0]
     for m in members[1:]:
         if m.spec != ref.spec:

@@ -117,7 +117,7 @@ def test_beta_nll_is_gaussian_nll_at_beta_zero_and_masks_missing():
 
 
 @pytest.mark.parametrize("kwargs, key", [({"method": "bayes"}, "uncertainty.method"), ({"level": 1.5}, "uncertainty.level"),
-                                         ({"domain_k": 0}, "uncertainty.domain_k")])
+                                         ({"domain_k": 0}, "uncertainty.domain_k"), ({"members": 1}, "uncertainty.members")])
 def test_bad_settings_name_the_config_key(kwargs, key):
     with pytest.raises(MolgnnError, match=key):
         UncertaintySettings(**kwargs)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from molgnn.checkpoint import read_header, safe_load
 from molgnn.predict import predict_file
@@ -122,3 +123,20 @@ def test_select_ranks_with_a_single_calibrated_models_spread(run, test_molecules
     assert len(got) == 5 and list(got["rank"]) == [1, 2, 3, 4, 5]
     np.testing.assert_allclose(got["score"], got["mean"] + got["std"], rtol=1e-5)
     assert torch.tensor(got["score"].to_numpy()).diff().le(0).all()
+
+
+def test_uncertainty_ensemble_trains_members_into_one_file(train_tiny, test_molecules, tmp_path):
+    from molgnn.predictor import load_models
+
+    run = train_tiny("ens", "uncertainty=ensemble", "uncertainty.members=2")
+    members = [run / "members" / str(i) / "checkpoints" / "best.ckpt" for i in (0, 1)]
+    ensemble = run / "checkpoints" / "ensemble.ckpt"
+    assert [m.path for m in load_models(ensemble)] == [f"{ensemble}[member 0]", f"{ensemble}[member 1]"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/coverage90"] <= 1.0 and metrics["test/rmse"] > 0
+    path, _ = test_molecules
+    predict_file(ensemble, path, tmp_path / "one.csv", **FAST)
+    predict_file([str(m) for m in members], path, tmp_path / "list.csv", **FAST)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "list.csv"))
+    configs = [OmegaConf.load(run / "members" / str(i) / "config_resolved.yaml") for i in (0, 1)]
+    assert [c.seed for c in configs] == [0, 1] and [c.split.seed for c in configs] == [0, 0]  # one split

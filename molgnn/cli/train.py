@@ -26,6 +26,10 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     """Run one training job and write its outputs into ``out_dir`` (default ``cfg.paths.output_dir``; when
     given it replaces that key, so checkpoints and logs land there too). Returns the metrics dict."""
     cfg, out_dir = prepare_run_dir(cfg, out_dir)
+    if cfg.get("uncertainty") and cfg.uncertainty.method == "ensemble":
+        from molgnn.cli.ensemble import train_ensemble
+
+        return train_ensemble(cfg, out_dir, train)
     encoder = instantiate(cfg.encoder)
     # objects are passed to the partial, not to instantiate (which would turn them into configs)
     datamodule = instantiate(cfg.data, _partial_=True)(split=instantiate(cfg.split), spec=encoder.spec)

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 
 from molgnn.errors import MolgnnError
 
-METHODS = ("none", "conformal", "distance", "mve")
+METHODS = ("none", "conformal", "distance", "mve", "ensemble")
+MEMBER_METHODS = ("conformal", "distance", "mve")
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,8 @@ class UncertaintySettings:
 
     method: ``conformal`` (constant-width split conformal intervals), ``distance`` (spread = the validation
     error expected at the molecule's embedding distance from the training set), ``mve`` (the head predicts
-    a variance too, trained with beta-NLL), ``none`` (no calibration, no domain index).
+    a variance too, trained with beta-NLL), ``ensemble`` (``members`` models with seeds seed, seed+1, ...,
+    each calibrated with ``member_method``, written as one ensemble file), ``none`` (no calibration).
     beta: beta-NLL exponent for ``mve`` (0 = Gaussian NLL, 1 = MSE-like gradients for the mean).
     level: default interval coverage written into reports and used by molgnn-predict.
     mondrian_bins: > 1 = shift-aware intervals, calibrated separately in that many domain-distance bins.
@@ -30,6 +32,8 @@ class UncertaintySettings:
     domain_k: int = 5
     domain_tolerance: float = 0.25
     max_domain_molecules: int = 10000
+    members: int = 3
+    member_method: str = "distance"
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -39,6 +43,9 @@ class UncertaintySettings:
         if self.domain_k < 1 or self.max_domain_molecules < 1 or self.mondrian_bins < 1:
             raise MolgnnError("uncertainty.domain_k, uncertainty.max_domain_molecules and "
                               "uncertainty.mondrian_bins must be >= 1")
+        if self.member_method not in MEMBER_METHODS or self.members < 2:
+            raise MolgnnError(f"uncertainty.member_method={self.member_method!r} / uncertainty.members="
+                              f"{self.members}: members use one of {', '.join(MEMBER_METHODS)}, at least 2 of them")
         if self.domain_tolerance < 0 or self.beta < 0:
             raise MolgnnError("uncertainty.domain_tolerance and uncertainty.beta must be >= 0")
 
