@@ -28,7 +28,8 @@ SIZE_ORDER = ("lipophilicity", "adme_hlm", "adme_rlm", "adme_mdr1_er", "adme_sol
 
 
 def run_all(args, out: Path) -> dict:
-    jobs = [(d, m, s) for d in sorted(args.datasets, key=SIZE_ORDER.index) for m in ("distance", "mve")
+    # every set's distance runs first (they give conformal, distance, Mondrian and the ensemble), then mve
+    jobs = [(d, m, s) for m in ("distance", "mve") for d in sorted(args.datasets, key=SIZE_ORDER.index)
             for s in args.seeds]
     epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
 
