@@ -56,10 +56,11 @@ def plain_state_dict(blob: dict, path: str | Path, prefix: str | None = None) ->
 
 
 def load_foreign_encoder(family: str, path: str | Path | None = None, **args) -> nn.Module:
-    """A published encoder family (Hu et al. 2020, MolCLR) with its own featurizer spec.
+    """A published encoder family (Hu et al. 2020, MolCLR, MiniMol) with its own featurizer spec.
 
     ``path``: their plain state dict, loaded strictly (every tensor, no missing or unexpected key);
-    ``None`` builds the same architecture from scratch. ``args``: the family's construction arguments.
+    ``None`` builds the same architecture from scratch; "installed" reads the weights a pip package ships
+    (MiniMol). ``args``: the family's construction arguments.
     """
     cls = _family(family)
     if not hasattr(cls, "default_spec"):
@@ -68,10 +69,15 @@ def load_foreign_encoder(family: str, path: str | Path | None = None, **args) ->
     encoder = cls(spec=cls.default_spec(), **args)
     if path is None:
         return encoder
+    if path == "installed" and hasattr(cls, "installed_weights"):  # weights shipped in a pip package (MiniMol)
+        path = cls.installed_weights()
     p = Path(path).expanduser()
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint not found (the published {family} weights: {cls.source})")
-    load_state_strict(encoder, plain_state_dict(safe_load(p), p), p, f"{family} encoder")
+    state = plain_state_dict(safe_load(p), p)
+    if hasattr(cls, "published_state"):  # the family's own tensors out of a larger published file
+        state = cls.published_state(state)
+    load_state_strict(encoder, state, p, f"{family} encoder")
     encoder.pretraining = {"source": cls.source, "file": p.name}
     return encoder
 

@@ -100,6 +100,13 @@ class MolFeaturizer:
 
 @lru_cache(maxsize=8)
 def _featurizer_for(spec: FeaturizerSpec) -> MolFeaturizer:
+    """The compiled featurizer of ``spec.engine``: "molgnn" or "graphium" (MiniMol's inputs)."""
+    if spec.engine == "graphium":
+        from molgnn.featurize.minimol import GraphiumFeaturizer  # imports graph.py itself
+
+        return GraphiumFeaturizer(spec)
+    if spec.engine != "molgnn":
+        raise ValueError(f"unknown featurizer engine {spec.engine!r}; known: molgnn, graphium")
     return MolFeaturizer(spec)
 
 

@@ -21,15 +21,23 @@ class FeatureVocab:
 
     ``unknown=None`` appends an unknown bucket (index ``len(values)``); an int maps unseen values to that
     index instead (used by foreign specs whose embedding tables have no spare row).
+
+    ``encoding="float16"`` marks a continuous column instead (foreign featurizers that store float16
+    features, e.g. MiniMol's): the long column holds the value's IEEE half-precision bit pattern, an int in
+    [0, 65536) (lossless; ``size`` 65536 keeps it out of uint8 transport). Decode with
+    ``molgnn.featurize.minimol.decode_float16``.
     """
 
     name: str
     values: tuple
     unknown: int | None = None
+    encoding: str | None = None
 
     @property
     def size(self) -> int:
-        """Number of embedding rows this feature needs."""
+        """Number of embedding rows this feature needs (65536 bit patterns for a float16 column)."""
+        if self.encoding == "float16":
+            return 1 << 16
         return len(self.values) + (1 if self.unknown is None else 0)
 
     @property
@@ -37,11 +45,12 @@ class FeatureVocab:
         return len(self.values) if self.unknown is None else self.unknown
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "values": list(self.values), "unknown": self.unknown}
+        out = {"name": self.name, "values": list(self.values), "unknown": self.unknown}
+        return {**out, "encoding": self.encoding} if self.encoding else out  # old fingerprints unchanged
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureVocab:
-        return cls(d["name"], tuple(d["values"]), d.get("unknown"))
+        return cls(d["name"], tuple(d["values"]), d.get("unknown"), d.get("encoding"))
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,9 @@ class FeaturizerSpec:
     """How SMILES become graphs: atom and bond feature vocabularies plus a name and version.
 
     ``atom_features``/``bond_features`` give the columns of ``Data.x`` (long [N, Fa]) and
-    ``Data.edge_attr`` (long [E, Fb]) in order.
+    ``Data.edge_attr`` (long [E, Fb]) in order. ``engine`` names the code that computes them: "molgnn"
+    (``MolFeaturizer``: one RDKit getter per column) or "graphium" (``molgnn.featurize.minimol``: MiniMol's
+    inputs, positional encodings included).
     """
 
     name: str
@@ -57,6 +68,7 @@ class FeaturizerSpec:
     atom_features: tuple[FeatureVocab, ...]
     bond_features: tuple[FeatureVocab, ...]
     format: int = field(default=SPEC_FORMAT)
+    engine: str = "molgnn"
 
     @property
     def atom_vocab_sizes(self) -> list[int]:
@@ -67,13 +79,14 @@ class FeaturizerSpec:
         return [f.size for f in self.bond_features]
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "format": self.format,
             "name": self.name,
             "version": self.version,
             "atom_features": [f.to_dict() for f in self.atom_features],
             "bond_features": [f.to_dict() for f in self.bond_features],
         }
+        return {**out, "engine": self.engine} if self.engine != "molgnn" else out  # old fingerprints unchanged
 
     @classmethod
     def from_dict(cls, d: dict) -> FeaturizerSpec:
@@ -83,6 +96,7 @@ class FeaturizerSpec:
             atom_features=tuple(FeatureVocab.from_dict(f) for f in d["atom_features"]),
             bond_features=tuple(FeatureVocab.from_dict(f) for f in d["bond_features"]),
             format=int(d.get("format", SPEC_FORMAT)),
+            engine=d.get("engine", "molgnn"),
         )
 
     def fingerprint(self) -> str:

@@ -8,12 +8,13 @@ from molgnn.nn.dmpnn import DMPNNEncoder
 from molgnn.nn.gine import GINEEncoder
 from molgnn.nn.heads import MLPHead
 from molgnn.nn.hu2020 import Hu2020GAT, Hu2020GCN, Hu2020SAGE
+from molgnn.nn.minimol import MinimolEncoder
 from molgnn.nn.molclr import MolCLRGCN
 
 ENCODER_FAMILIES = {GINEEncoder.family: GINEEncoder, DMPNNEncoder.family: DMPNNEncoder}
 HEAD_FAMILIES = {MLPHead.family: MLPHead}
 # published foreign encoders (Hu et al. 2020, MolCLR): same layers and parameter names as their checkpoints
-ENCODER_FAMILIES.update({cls.family: cls for cls in (Hu2020GCN, Hu2020SAGE, Hu2020GAT, MolCLRGCN)})
+ENCODER_FAMILIES.update({cls.family: cls for cls in (Hu2020GCN, Hu2020SAGE, Hu2020GAT, MolCLRGCN, MinimolEncoder)})
 
 __all__ = ["ENCODER_FAMILIES", "HEAD_FAMILIES", "DMPNNEncoder", "GINEEncoder", "MLPHead", "Hu2020GAT",
-           "Hu2020GCN", "Hu2020SAGE", "MolCLRGCN"]
+           "Hu2020GCN", "Hu2020SAGE", "MinimolEncoder", "MolCLRGCN"]
