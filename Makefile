@@ -7,6 +7,7 @@ PIP ?= $(PY) -m pip
 setup:  ## install torch (local CPU 2.13.0 build first, so no CUDA build is pulled) and molgnn with dev extras
 	$(PIP) install -q "torch==2.13.0"
 	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps "minimol==1.3.5"  # MiniMol's weights only (encoder=minimol); --no-deps: no graphium
 
 demo: setup  ## train the default GNN on bundled ESOL (scaffold split) and print test metrics
 	molgnn-train hydra.run.dir=outputs/demo

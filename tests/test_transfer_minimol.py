@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch_geometric.data import Batch
@@ -176,6 +177,30 @@ def test_frozen_head_trains_and_spec_travels(compose, fixtures, tmp_path):
     header = safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["molgnn"]
     assert header["encoder"]["family"] == "minimol" and header["spec"]["engine"] == "graphium"
     assert build_encoder(header).spec == minimol_spec()
+    from molgnn.predict import predict_file
+
+    smi = tmp_path / "new.smi"
+    smi.write_text("CCO\nc1ccccc1O\nnot_a_smiles\n")
+    predict_file(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), smi, tmp_path / "p.csv", num_workers=0,
+                 progress=False)
+    pred = pd.read_csv(tmp_path / "p.csv")
+    assert len(pred) == 3 and pred["valid"].tolist() == [True, True, False]
+    assert np.isfinite(pred["logS"][:2]).all()
+
+
+@pytest.mark.slow
+@needs_weights
+def test_fine_tuning_moves_the_pretrained_weights(compose, fixtures, tmp_path):
+    from molgnn.cli.train import train
+
+    cfg = compose("train", ["encoder=minimol", "data=csv", f"data.path={fixtures / 'esol_small.csv'}",
+                            "data.target_cols=[logS]", "split=random", "trainer.max_epochs=1", "head.hidden_dim=16",
+                            "uncertainty=none", "~callbacks.rich_progress_bar", "~callbacks.lr_monitor",
+                            "logger=none"])
+    assert train(cfg, tmp_path / "run")["epochs"] == 1
+    tuned = safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["state_dict"]
+    start = load_foreign_encoder("minimol", "installed").state_dict()
+    assert not torch.equal(tuned["encoder.gnn.layers.0.model.lin.weight"], start["gnn.layers.0.model.lin.weight"])
 
 
 @pytest.mark.slow
