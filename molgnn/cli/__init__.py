@@ -20,11 +20,29 @@ from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
 from molgnn.errors import MolgnnError  # noqa: E402
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+# The configs and bundled defaults ship inside the package: molgnn/_bundled/{conf,data,models}. In the source tree
+# these are symlinks to the checkout's conf/, data/ and models/ (which stay where they are); a wheel or a plain
+# `pip install .` holds copies (pyproject.toml [tool.setuptools.package-data]). Resolving the links makes an
+# editable install see the checkout itself, so both kinds of install find everything the same way.
+CONF_DIR = str((Path(__file__).resolve().parents[1] / "_bundled" / "conf").resolve())
+PROJECT_ROOT = str(Path(CONF_DIR).parent)  # holds conf/, data/, models/: the checkout, or site-packages/molgnn/_bundled
+
+
+def default_cache_dir() -> str:
+    """Where featurized graphs are cached (``paths.cache_dir``): ``<checkout>/.cache/molgnn`` when molgnn runs from
+    a source checkout (editable install), else ``$XDG_CACHE_HOME/molgnn`` (``~/.cache/molgnn``); never inside
+    site-packages. Entries are keyed by file hash + featurizer spec, so one cache serves every directory."""
+    root = Path(PROJECT_ROOT)
+    if (root / "pyproject.toml").is_file() and (root / "molgnn").is_dir():
+        return str(root / ".cache" / "molgnn")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "molgnn")
+
 
 if not OmegaConf.has_resolver("molgnn_root"):
     OmegaConf.register_new_resolver("molgnn_root", lambda: PROJECT_ROOT)
+if not OmegaConf.has_resolver("molgnn_cache"):
+    OmegaConf.register_new_resolver("molgnn_cache", default_cache_dir)
 
 log = logging.getLogger("molgnn")
 
