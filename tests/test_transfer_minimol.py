@@ -214,3 +214,17 @@ def test_molgnn_embed_with_minimol(tmp_path):
     values = np.load(out)
     assert values.shape == (6, 512) and np.isnan(values[5]).all()
     assert np.abs(values[:5] - FP_REF["fp"][:5]).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_parallel_featurization_does_not_hang(tmp_path):
+    """Forked workers (2,000+ rows) featurize MiniMol graphs without torch (its MKL pool deadlocks after a
+    fork) and give what one process gives."""
+    code = ("import torch, pandas as pd; torch.set_num_threads(2); torch.randn(800, 800) @ torch.randn(800, 800)\n"
+            "from molgnn.data.graphs import featurize_smiles\n"
+            "from molgnn.featurize.minimol import minimol_spec\n"
+            "sm = pd.read_csv('data/moleculenet/lipophilicity.csv').smiles.tolist()[:2000]\n"
+            "a = featurize_smiles(sm, minimol_spec(), num_workers=2)\n"
+            "b = featurize_smiles(sm, minimol_spec(), num_workers=0)\n"
+            "assert torch.equal(a.graphs.x, b.graphs.x) and len(a.graphs) == 2000\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
