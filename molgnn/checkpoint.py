@@ -68,17 +68,20 @@ def make_header(kind: str, encoder: nn.Module, heads: list[dict] | None = None,
             "versions": library_versions()}
 
 
-def safe_load(path: str | Path) -> dict:
+def safe_load(path: str | Path, stand_ins: list[tuple[object, str]] = ()) -> dict:
     """``torch.load(weights_only=True)`` with one clear error for every way a file can be unusable.
 
     A pickle that names any class or function outside torch's tensor allow-list is refused before anything
     in it runs; truncated, empty, random or foreign files are a ``CheckpointError``, never another exception.
+    ``stand_ins``: extra (inert object, "module.name") pairs the file may name (foreign files such as
+    Chemprop's, ``molgnn.chemprop_file``); the name resolves to the stand-in, never to the real object.
     """
     p = Path(path).expanduser()
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint not found")
     try:
-        blob = torch.load(p, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(stand_ins)):
+            blob = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = _torch_detail(exc)
         if "global" in detail.lower():

@@ -125,7 +125,12 @@ def load_predictor(path: str | Path) -> Predictor:
 
 def load_models(path: str | Path) -> list[Predictor]:
     """The models in one file: one for a model or bundle, every member for an ensemble file
-    (``molgnn-train uncertainty=ensemble``: header ``members`` [M headers], tensors ``members.<i>.*``)."""
+    (``molgnn-train uncertainty=ensemble``: header ``members`` [M headers], tensors ``members.<i>.*``).
+    A Chemprop 2.x model file is one model (``molgnn.chemprop_file``: read without running its code)."""
+    from molgnn.chemprop_file import is_chemprop_file, load_chemprop_predictor
+
+    if is_chemprop_file(path):
+        return [load_chemprop_predictor(path)]
     blob = safe_load(path)
     header = read_header(blob, path)
     if header.get("kind") != "ensemble":

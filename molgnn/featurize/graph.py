@@ -100,13 +100,17 @@ class MolFeaturizer:
 
 @lru_cache(maxsize=8)
 def _featurizer_for(spec: FeaturizerSpec) -> MolFeaturizer:
-    """The compiled featurizer of ``spec.engine``: "molgnn" or "graphium" (MiniMol's inputs)."""
+    """The compiled featurizer of ``spec.engine``: "molgnn", "graphium" (MiniMol's inputs) or "chemprop"."""
     if spec.engine == "graphium":
         from molgnn.featurize.minimol import GraphiumFeaturizer  # imports graph.py itself
 
         return GraphiumFeaturizer(spec)
+    if spec.engine == "chemprop":
+        from molgnn.featurize.chemprop import ChempropFeaturizer  # imports graph.py itself
+
+        return ChempropFeaturizer(spec)
     if spec.engine != "molgnn":
-        raise ValueError(f"unknown featurizer engine {spec.engine!r}; known: molgnn, graphium")
+        raise ValueError(f"unknown featurizer engine {spec.engine!r}; known: molgnn, graphium, chemprop")
     return MolFeaturizer(spec)
 
 

@@ -25,7 +25,9 @@ class FeatureVocab:
     ``encoding="float16"`` marks a continuous column instead (foreign featurizers that store float16
     features, e.g. MiniMol's): the long column holds the value's IEEE half-precision bit pattern, an int in
     [0, 65536) (lossless; ``size`` 65536 keeps it out of uint8 transport). Decode with
-    ``molgnn.featurize.minimol.decode_float16``.
+    ``molgnn.featurize.minimol.decode_float16``. ``encoding="float32"``: the same with IEEE single-precision
+    bit patterns, ints in [0, 2**32) (Chemprop's atom mass; decode with
+    ``molgnn.featurize.chemprop.decode_float32``).
     """
 
     name: str
@@ -38,6 +40,8 @@ class FeatureVocab:
         """Number of embedding rows this feature needs (65536 bit patterns for a float16 column)."""
         if self.encoding == "float16":
             return 1 << 16
+        if self.encoding == "float32":
+            return 1 << 32
         return len(self.values) + (1 if self.unknown is None else 0)
 
     @property

@@ -4,6 +4,7 @@
 only these classes, never code named by the file.
 """
 
+from molgnn.nn.chemprop import ChempropEncoder, ChempropFFN
 from molgnn.nn.dmpnn import DMPNNEncoder
 from molgnn.nn.gine import GINEEncoder
 from molgnn.nn.heads import MLPHead
@@ -12,9 +13,10 @@ from molgnn.nn.minimol import MinimolEncoder
 from molgnn.nn.molclr import MolCLRGCN
 
 ENCODER_FAMILIES = {GINEEncoder.family: GINEEncoder, DMPNNEncoder.family: DMPNNEncoder}
-HEAD_FAMILIES = {MLPHead.family: MLPHead}
-# published foreign encoders (Hu et al. 2020, MolCLR): same layers and parameter names as their checkpoints
-ENCODER_FAMILIES.update({cls.family: cls for cls in (Hu2020GCN, Hu2020SAGE, Hu2020GAT, MolCLRGCN, MinimolEncoder)})
+HEAD_FAMILIES = {MLPHead.family: MLPHead, ChempropFFN.family: ChempropFFN}
+# published foreign encoders (Hu et al. 2020, MolCLR, MiniMol, Chemprop): same layers and parameter names as their checkpoints
+ENCODER_FAMILIES.update({cls.family: cls for cls in (Hu2020GCN, Hu2020SAGE, Hu2020GAT, MolCLRGCN, MinimolEncoder,
+                                                ChempropEncoder)})
 
-__all__ = ["ENCODER_FAMILIES", "HEAD_FAMILIES", "DMPNNEncoder", "GINEEncoder", "MLPHead", "Hu2020GAT",
+__all__ = ["ENCODER_FAMILIES", "HEAD_FAMILIES", "ChempropEncoder", "ChempropFFN", "DMPNNEncoder", "GINEEncoder", "MLPHead", "Hu2020GAT",
            "Hu2020GCN", "Hu2020SAGE", "MinimolEncoder", "MolCLRGCN"]
