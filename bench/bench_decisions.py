@@ -28,9 +28,11 @@ SIZE_ORDER = ("lipophilicity", "adme_hlm", "adme_rlm", "adme_mdr1_er", "adme_sol
 
 
 def run_all(args, out: Path) -> dict:
-    # every set's distance runs first (they give conformal, distance, Mondrian and the ensemble), then mve
-    jobs = [(d, m, s) for m in ("distance", "mve") for d in sorted(args.datasets, key=SIZE_ORDER.index)
-            for s in args.seeds]
+    # every set's distance runs first (they give conformal, distance, Mondrian and the ensemble), largest set
+    # first; then the mve runs, smallest set first (an interrupted run leaves the most sets complete)
+    by_size = sorted(args.datasets, key=SIZE_ORDER.index)
+    jobs = [(d, "distance", s) for d in by_size for s in args.seeds]
+    jobs += [(d, "mve", s) for d in reversed(by_size) for s in args.seeds]
     epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
 
     def one(job):
