@@ -85,8 +85,10 @@ def safe_load(path: str | Path, stand_ins: list[tuple[object, str]] = ()) -> dic
     except pickle.UnpicklingError as exc:
         detail = _torch_detail(exc)
         if "global" in detail.lower():
+            hint = ("; for a Chemprop model file use encoder=chemprop encoder.path=... (read without its code)"
+                    if not stand_ins and ("chemprop." in detail or "AttributeDict" in detail) else "")
             raise CheckpointError(f"{p}: refused: the file would import code ({detail}); molgnn loads tensors and "
-                                  "primitives only and never executes code from a checkpoint") from None
+                                  f"primitives only and never executes code from a checkpoint{hint}") from None
         raise CheckpointError(f"{p}: not a readable checkpoint (corrupt or not a torch file): {detail}") from None
     except Exception as exc:  # truncated zip, random bytes, legacy-format garbage: all the user's file, not a bug
         raise CheckpointError(f"{p}: not a readable checkpoint (truncated or not a torch file): "

@@ -23,7 +23,6 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from molgnn.checkpoint import encoder_fingerprint, load_state_strict, safe_load
 from molgnn.errors import CheckpointError

@@ -85,6 +85,10 @@ def test_what_is_read_from_the_files():
     assert load_models(FIXTURE / "model_v2_norm.pt")[0].columns == ["logS"]
     with pytest.raises(CheckpointError, match="message-passing-only file has no predictor"):
         load_chemprop_predictor(FIXTURE / "foundation_like_mp.pt")
+    from molgnn.checkpoint import load_encoder
+
+    with pytest.raises(CheckpointError, match="for a Chemprop model file use encoder=chemprop"):
+        load_encoder(FIXTURE / "model_v2_norm.pt")  # encoder=pretrained refuses it and says what to use
 
 
 class _RunsCode:
