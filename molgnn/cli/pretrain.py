@@ -45,7 +45,7 @@ def pretrain(cfg: DictConfig, out_dir: Path | str | None = None) -> dict:
     callbacks = build_callbacks(cfg, has_logger=bool(loggers))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    trainer.save_checkpoint(out_dir / "checkpoints" / "last.ckpt")  # full state (Lightning default): resumable
     header = task.pretraining_header()
     if cfg.encoder.get("path"):  # continued pretraining: the starting encoder is part of the provenance
         header["initialized_from"] = str(cfg.encoder.path)
