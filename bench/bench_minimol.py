@@ -48,7 +48,8 @@ def main() -> None:
             return job, scratch(d, s)
         return job, run_train([*dataset_overrides(d), f"seed={s}", *FROZEN], out / f"{d}-minimol-{s}", threads)
 
-    jobs = [(d, c, s) for d in args.datasets for c in ("minimol", "scratch") for s in args.seeds]
+    jobs = [(d, c, s) for c in ("minimol", "scratch") for d in args.datasets for s in args.seeds]  # scratch last:
+    # reused runs of a bench_decisions.py started earlier are then finished
     with ThreadPoolExecutor(args.parallel) as pool:
         res = dict(pool.map(one, jobs))
     rows, wins = [], {"scratch": 0, "peer": 0}
