@@ -47,10 +47,26 @@ def run_all(args, out: Path) -> dict:
         return dict(pool.map(one, jobs))
 
 
+def finished_runs(out: Path, args) -> dict:
+    """The runs of ``out`` that finished (metrics.json and calibration.json written), as ``run_all`` returns."""
+    found = {}
+    for d in args.datasets:
+        for m in ("distance", "mve"):
+            for s in args.seeds:
+                run_dir = out / f"{d}-{m}-{s}"
+                if (run_dir / "metrics.json").exists() and (run_dir / "calibration.json").exists():
+                    found[(d, m, s)] = {"metrics": json.loads((run_dir / "metrics.json").read_text()),
+                                        "calibration": json.loads((run_dir / "calibration.json").read_text()),
+                                        "dir": run_dir}
+    return found
+
+
 def estimator_metrics(results: dict, d: str, s: int) -> dict[str, dict]:
-    """Test metrics of every single-model estimator for one (set, seed)."""
+    """Test metrics of every single-model estimator for one (set, seed) whose runs exist."""
     out = {}
     for method in ("distance", "mve"):
+        if (d, method, s) not in results:
+            continue
         cal = results[(d, method, s)]["calibration"]
         out[method] = cal["metrics"]
         for name, metrics in cal["variants"].items():
@@ -75,39 +91,54 @@ def fmt(values: list[float]) -> str:
 
 def tables(results: dict, datasets: list[str], seeds: list[int]) -> str:
     per = {(d, s): estimator_metrics(results, d, s) for d in datasets for s in seeds}
-    ens = {(d, m): ensemble_metrics(results, d, m, seeds) for d in datasets for m in ("distance", "mve")}
-    cov = lambda d, e: [per[(d, s)][e]["test/coverage90"] for s in seeds]  # noqa: E731
+    ens = {(d, m): ensemble_metrics(results, d, m, seeds) for d in datasets for m in ("distance", "mve")
+           if all((d, m, s) in results for s in seeds)}
+
+    def vals(d, e, key):
+        return [per[(d, s)][e][key] for s in seeds if e in per[(d, s)]]
+
+    def ens_cell(d, m, key):
+        return f"{ens[(d, m)][key]:.3f}" if (d, m) in ens else "-"
+
+    n = len(seeds)
     rows, inside = [], dict.fromkeys([*ESTIMATORS, "ensemble", "ensemble mve"], 0)
     for d in datasets:
         row = [d]
         for e in ESTIMATORS:
-            row.append(fmt(cov(d, e)))
-            inside[e] += 0.87 <= np.mean(cov(d, e)) <= 0.93
+            row.append(fmt(vals(d, e, "test/coverage90")))
+            inside[e] += bool(vals(d, e, "test/coverage90")) and 0.87 <= np.mean(vals(d, e, "test/coverage90")) <= 0.93
         for m, name in (("distance", "ensemble"), ("mve", "ensemble mve")):
-            c = ens[(d, m)]["test/coverage90"]
-            row.append(f"{c:.3f}")
-            inside[name] += 0.87 <= c <= 0.93
+            row.append(ens_cell(d, m, "test/coverage90"))
+            inside[name] += (d, m) in ens and 0.87 <= ens[(d, m)]["test/coverage90"] <= 0.93
         rows.append(row)
     rows.append(["sets within 0.87-0.93", *(f"{v} of {len(datasets)}" for v in inside.values())])
-    t1 = markdown_table(["set", *ESTIMATORS, f"ensemble ({len(seeds)} seeds)", f"ensemble mve ({len(seeds)} seeds)"], rows)
-    rows = []
+    t1 = markdown_table(["set", *ESTIMATORS, f"ensemble ({n} seeds)", f"ensemble mve ({n} seeds)"], rows)
+    rows, positive = [], dict.fromkeys(["distance", "mve", "ensemble", "ensemble mve", "tanimoto"], 0)
     for d in datasets:
-        sp = lambda e, key="test/spearman_spread_error", d=d: fmt([per[(d, s)][e][key] for s in seeds])  # noqa: E731
-        rows.append([d, sp("distance"), sp("mve"), f"{ens[(d, 'distance')]['test/spearman_spread_error']:.3f}",
-                     f"{ens[(d, 'mve')]['test/spearman_spread_error']:.3f}",
-                     sp("distance", "test/spearman_similarity_error"),
-                     fmt([per[(d, s)][e]["test/miscalibration_area"] for s in seeds for e in ("distance",)]),
-                     fmt([per[(d, s)]["mve"]["test/miscalibration_area"] for s in seeds])])
+        sp = {"distance": vals(d, "distance", "test/spearman_spread_error"),
+              "mve": vals(d, "mve", "test/spearman_spread_error"),
+              "tanimoto": vals(d, "distance", "test/spearman_similarity_error")}
+        for k, v in sp.items():
+            positive[k] += bool(v) and np.mean(v) > 0
+        for m, k in (("distance", "ensemble"), ("mve", "ensemble mve")):
+            positive[k] += (d, m) in ens and ens[(d, m)]["test/spearman_spread_error"] > 0
+        rows.append([d, fmt(sp["distance"]), fmt(sp["mve"]), ens_cell(d, "distance", "test/spearman_spread_error"),
+                     ens_cell(d, "mve", "test/spearman_spread_error"), fmt(sp["tanimoto"]),
+                     fmt(vals(d, "distance", "test/miscalibration_area")), fmt(vals(d, "mve", "test/miscalibration_area"))])
+    rows.append(["sets with Spearman > 0", *(f"{positive[k]} of {len(datasets)}" for k in
+                                             ("distance", "mve", "ensemble", "ensemble mve", "tanimoto")), "", ""])
     t2 = markdown_table(["set", "distance", "mve", "ensemble", "ensemble mve", "1 - Tanimoto (distance runs)",
                          "miscal. area distance", "miscal. area mve"], rows)
-    rows = []
+    rows, grows = [], 0
     for d in datasets:
-        q = lambda m, k, d=d: fmt([per[(d, s)][m][k] for s in seeds])  # noqa: E731
-        acc = lambda m, d=d: fmt([results[(d, m, s)]["metrics"][judged_metric(d)] for s in seeds])  # noqa: E731
-        rows.append([d, judged_metric(d), acc("distance"), acc("mve"), f"{ens[(d, 'distance')]['accuracy']:.3f}",
-                     q("distance", "test/mae_nearest_quartile"), q("distance", "test/mae_farthest_quartile"),
-                     q("distance", "test/in_domain_fraction")])
-    t3 = markdown_table(["set", "metric", "MSE model", "MVE model", f"ensemble ({len(seeds)} MSE)", "MAE nearest quartile",
+        acc = {m: [results[(d, m, s)]["metrics"][judged_metric(d)] for s in seeds if (d, m, s) in results]
+               for m in ("distance", "mve")}
+        near, far = vals(d, "distance", "test/mae_nearest_quartile"), vals(d, "distance", "test/mae_farthest_quartile")
+        grows += np.mean(far) > np.mean(near)
+        rows.append([d, judged_metric(d), fmt(acc["distance"]), fmt(acc["mve"]), ens_cell(d, "distance", "accuracy"),
+                     fmt(near), fmt(far), fmt(vals(d, "distance", "test/in_domain_fraction"))])
+    rows.append([f"farthest > nearest on {grows} of {len(datasets)}", "", "", "", "", "", "", ""])
+    t3 = markdown_table(["set", "metric", "MSE model", "MVE model", f"ensemble ({n} MSE)", "MAE nearest quartile",
                          "MAE farthest quartile", "test in domain"], rows)
     return (f"Coverage of 90% conformal intervals on test (mean ± sd over seeds {seeds}):\n\n{t1}\n\n"
             f"Spearman(spread, |error|) on test, and miscalibration area:\n\n{t2}\n\n"
@@ -121,9 +152,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--out", default=None, help="run folder (reused); default: a temp dir")
+    parser.add_argument("--report-only", action="store_true", help="tables from the finished runs in --out")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_decisions_"))
-    results = run_all(args, out)
+    results = finished_runs(out, args) if args.report_only else run_all(args, out)
     text = tables(results, args.datasets, args.seeds)
     print(text)
     (out / "decisions.md").write_text(text)
