@@ -138,11 +138,13 @@ def test_smi_gz_tsv_inputs_and_parquet_output(ckpt, table, tmp_path):
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
-def test_interrupted_run_resumes_to_the_same_file(ckpt, table, tmp_path, suffix):
+def test_interrupted_run_resumes_to_the_same_file(ckpt, table, tmp_path, suffix, monkeypatch):
     full, out = tmp_path / f"full.{suffix}", tmp_path / f"resumed.{suffix}"
     predict_file(str(ckpt), table, full, chunk_rows=10, **FAST)
-    with pytest.raises(RuntimeError, match="stop_after_chunks"):
-        predict_file(str(ckpt), table, out, chunk_rows=10, stop_after_chunks=3, **FAST)
+    with monkeypatch.context() as patch:
+        _stop_after_chunks(patch, 3)
+        with pytest.raises(RuntimeError, match="stopped after 3 chunk"):
+            predict_file(str(ckpt), table, out, chunk_rows=10, **FAST)
     assert not out.exists() and len(list(parts_dir(out).glob(f"chunk-*.{suffix}"))) == 3
     with pytest.raises(MolgnnError, match="chunk_rows changed"):
         predict_file(str(ckpt), table, out, chunk_rows=20, resume=True, **FAST)
@@ -152,6 +154,21 @@ def test_interrupted_run_resumes_to_the_same_file(ckpt, table, tmp_path, suffix)
         assert out.read_bytes() == full.read_bytes()
     else:
         pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(full))
+
+
+def _stop_after_chunks(monkeypatch, n: int) -> None:
+    """Make predict_file raise once it has committed ``n`` chunks, like a run killed there."""
+    import molgnn.predict.driver as driver
+
+    real, committed = driver.write_chunk, []
+
+    def write_chunk(*args, **kwargs):
+        real(*args, **kwargs)
+        committed.append(args[1])
+        if len(committed) >= n:
+            raise RuntimeError(f"stopped after {len(committed)} chunk(s)")
+
+    monkeypatch.setattr(driver, "write_chunk", write_chunk)
 
 
 @pytest.mark.slow

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +45,7 @@ def read_frame(path: str | Path, **kwargs) -> pd.DataFrame:
     """Read a whole table as strings (no type guessing) with one clear error for unreadable files."""
     p = check_readable(path)
     kind = table_format(p)
-    try:
+    with reading_errors(p, kind):
         if kind in ("csv", "tsv"):
             sep = "," if kind == "csv" else "\t"
             frame = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, encoding_errors="strict", **kwargs)
@@ -51,18 +53,30 @@ def read_frame(path: str | Path, **kwargs) -> pd.DataFrame:
                 raise InputFileError(f"{p}: line 2 has more fields than the header ({len(frame.columns)} "
                                      f"columns); quote values that contain {sep!r}")
             return frame
-        # .smi / .txt: SMILES then an optional whitespace-separated id, no header
-        rows = [line.split(maxsplit=1) for line in _text_lines(p)]
-        return pd.DataFrame({"smiles": [r[0] if r else "" for r in rows],
-                             "id": [r[1].strip() if len(r) > 1 else "" for r in rows]})
+        return smi_frame(_text_lines(p))
+
+
+@contextmanager
+def reading_errors(p: Path, kind: str, unreadable: str = "cannot read") -> Iterator[None]:
+    """Turn what reading table ``p`` can raise into one-line InputFileErrors naming it: not UTF-8 (with the
+    first bad line), empty, unparsable as ``kind``, unreadable (``unreadable``: the words before the cause)."""
+    try:
+        yield
     except UnicodeDecodeError:
         raise InputFileError(f"{p}: not UTF-8 text ({first_bad_utf8(p)}); re-save the file as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise InputFileError(f"{p}: file is empty") from None
     except (pd.errors.ParserError, csv.Error) as exc:
         raise InputFileError(f"{p}: cannot parse as {kind}: {str(exc).strip().splitlines()[-1]}") from None
-    except (OSError, EOFError) as exc:  # EOFError: a truncated .gz
-        raise InputFileError(f"{p}: cannot read: {exc}") from None
+    except (OSError, EOFError) as exc:  # EOFError / BadGzipFile: a truncated or corrupt .gz
+        raise InputFileError(f"{p}: {unreadable}: {exc}") from None
+
+
+def smi_frame(lines: Iterable[str]) -> pd.DataFrame:
+    """.smi / .txt lines (SMILES, then an optional whitespace-separated id; no header) -> columns smiles, id."""
+    rows = [line.split(maxsplit=1) for line in lines]
+    return pd.DataFrame({"smiles": [r[0] if r else "" for r in rows],
+                         "id": [r[1].strip() if len(r) > 1 else "" for r in rows]})
 
 
 def first_bad_utf8(p: Path) -> str:
