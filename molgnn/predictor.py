@@ -26,9 +26,10 @@ class Predictor(nn.Module):
     """encoder(batch) -> h [B, d]; head_i([h || desc_i]) * std_i + mean_i -> float [B, sum_i T_i].
 
     ``columns``: one output column name per predicted value (the target names; ``<head>/<target>`` when
-    two heads share a target name). Heads trained with RDKit descriptors (``descriptor_scalers[i]`` not None)
-    read ``batch.desc``: float [B, len(descriptor_names)] raw descriptor values (NaN where missing), which
-    are standardized here with each head's own scaler.
+    two heads share a target name); ``qualified_columns``: always ``<head>/<target>``. Heads trained with
+    RDKit descriptors (``descriptor_scalers[i]`` not None) read ``batch.desc``: float [B,
+    len(descriptor_names)] raw descriptor values (NaN where missing), which are standardized here with each
+    head's own scaler (``DescriptorScaler.transform``, the same computation as for the training data).
     """
 
     def __init__(self, encoder: nn.Module, heads: list[nn.Module], head_headers: list[dict], path: str = "",
@@ -42,15 +43,14 @@ class Predictor(nn.Module):
             self.register_buffer(f"std{i}", torch.tensor(h["scaler"]["std"], dtype=torch.float32), persistent=False)
         self.descriptor_scalers = [DescriptorScaler.from_dict(h["descriptors"]) if h.get("descriptors") else None
                                    for h in head_headers]
-        self.columns = _column_names(head_headers)
+        self.qualified_columns = [f"{h.get('name') or f'head{i}'}/{t}" for i, h in enumerate(head_headers)
+                                  for t in h["target_names"]]
+        names = [t for h in head_headers for t in h["target_names"]]
+        self.columns = names if len(set(names)) == len(names) else self.qualified_columns
         self.descriptor_names = sorted({n for s in self.descriptor_scalers if s is not None for n in s.names})
-        for i, s in enumerate(self.descriptor_scalers):
-            if s is not None:
-                self.register_buffer(f"desc_index{i}", torch.tensor([self.descriptor_names.index(n) for n in s.names]),
-                                     persistent=False)
-                for key in ("low", "high", "mean", "std"):
-                    self.register_buffer(f"desc_{key}{i}", torch.tensor(getattr(s, key), dtype=torch.float32),
-                                         persistent=False)
+        # each head's scaler reading the columns of batch.desc (descriptor_names) instead of its training table's
+        self._batch_scalers = [s.for_columns(self.descriptor_names) if s is not None else None
+                               for s in self.descriptor_scalers]
 
     @property
     def spec(self) -> FeaturizerSpec:
@@ -79,8 +79,8 @@ class Predictor(nn.Module):
         (packed Morgan bits) are given, "similarity": [B] (largest Tanimoto to a training molecule)}."""
         h = self.encoder(batch)
         means, variances = [], []
-        for i, (head, scaler) in enumerate(zip(self.heads, self.descriptor_scalers)):
-            x = h if scaler is None else torch.cat([h, self._descriptors(batch.desc, i, scaler).to(h.dtype)], 1)
+        for i, (head, scaler) in enumerate(zip(self.heads, self._batch_scalers)):
+            x = h if scaler is None else torch.cat([h, scaler.transform(batch.desc).to(h.dtype)], 1)
             out, std = head(x).float(), getattr(self, f"std{i}")
             if self.head_headers[i].get("variance"):
                 out, raw = out.chunk(2, dim=1)
@@ -94,20 +94,6 @@ class Predictor(nn.Module):
             if similarity and getattr(batch, "fp", None) is not None:
                 result["similarity"] = self.domain.similarity(batch.fp)
         return result
-
-    def _descriptors(self, raw: torch.Tensor, i: int, scaler: DescriptorScaler) -> torch.Tensor:
-        """``DescriptorScaler.transform`` in torch: raw float [B, D_all] -> standardized float [B, D_i]."""
-        x = raw[:, getattr(self, f"desc_index{i}")].float()
-        x = torch.minimum(torch.maximum(x, getattr(self, f"desc_low{i}")), getattr(self, f"desc_high{i}"))
-        z = (x - getattr(self, f"desc_mean{i}")) / getattr(self, f"desc_std{i}")
-        return torch.nan_to_num(z.clamp(-scaler.clip, scaler.clip), nan=0.0)
-
-
-def _column_names(head_headers: list[dict]) -> list[str]:
-    names = [t for h in head_headers for t in h["target_names"]]
-    if len(set(names)) == len(names):
-        return names
-    return [f"{h['name']}/{t}" for h in head_headers for t in h["target_names"]]
 
 
 def load_predictor(path: str | Path) -> Predictor:

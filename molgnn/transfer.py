@@ -8,6 +8,8 @@ Bundle file (``molgnn-bundle``)::
 
     {"molgnn": make_header("bundle", encoder, heads=[head header of each ckpt, with encoder_fingerprint]),
      "state_dict": {"encoder.<k>": ..., "heads.<i>.<k>": ...}}       # i indexes header["heads"]
+
+A bundle is read like any trained model, by ``molgnn.predictor.load_predictor`` (a ``Predictor``).
 """
 
 from __future__ import annotations
@@ -164,44 +166,6 @@ def _check_same_encoder(header: dict, fingerprint: str, spec: FeaturizerSpec, pa
     theirs = FeaturizerSpec.from_dict(header["spec"])
     if theirs != spec:
         raise CheckpointError(f"{path}: featurizer spec differs from {ref}'s: {'; '.join(spec.diff(theirs)[:10])}")
-
-
-class BundleModel(nn.Module):
-    """One encoder, N heads. ``forward(batch)`` -> float [B, sum_i T_i]: every head's predictions in
-    original units, in the order of ``target_names`` (``<head name>/<target>``)."""
-
-    def __init__(self, encoder: nn.Module, heads: list[nn.Module], head_headers: list[dict]):
-        super().__init__()
-        self.encoder, self.heads, self.head_headers = encoder, nn.ModuleList(heads), head_headers
-        mean = torch.cat([torch.tensor(h["scaler"]["mean"], dtype=torch.float32) for h in head_headers])
-        std = torch.cat([torch.tensor(h["scaler"]["std"], dtype=torch.float32) for h in head_headers])
-        self.register_buffer("mean", mean, persistent=False)  # not in the state dict: they live in the header
-        self.register_buffer("std", std, persistent=False)
-        self.target_names = [f"{h['name']}/{t}" for h in head_headers for t in h["target_names"]]
-
-    def forward(self, batch) -> torch.Tensor:
-        h = self.encoder(batch)
-        return torch.cat([head(h) for head in self.heads], dim=1) * self.std + self.mean
-
-
-def load_bundle(path: str | Path) -> BundleModel:
-    """A bundle (``molgnn-bundle``) or a single ``molgnn-train`` checkpoint as a ``BundleModel`` in eval
-    mode. Heads that need RDKit descriptors are refused (a bundle feeds every head the embedding only)."""
-    blob = safe_load(path)
-    header = read_header(blob, path)
-    if header["kind"] not in ("bundle", "model"):
-        raise CheckpointError(f"{path}: a {header['kind']} file has no property heads")
-    encoder = build_encoder(header, path)
-    heads = [build_head(h, path) for h in header["heads"]]
-    if any(h.get("descriptors") for h in header["heads"]):
-        raise CheckpointError(f"{path}: a head uses RDKit descriptors; use molgnn-predict for this model")
-    model = BundleModel(encoder, heads, header["heads"])
-    state = blob["state_dict"]
-    if header["kind"] == "model":
-        state = {**{f"encoder.{k}": v for k, v in sub_state(state, "encoder").items()},
-                 **{f"heads.0.{k}": v for k, v in sub_state(state, "head").items()}}
-    load_state_strict(model, state, path, header["kind"])
-    return model.eval()
 
 
 # ------------------------------------------------------------------------------------- embedding export

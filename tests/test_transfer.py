@@ -22,9 +22,10 @@ from molgnn.checkpoint import export_encoder, load_encoder, safe_load
 from molgnn.errors import CheckpointError, MolgnnError
 from molgnn.featurize.graph import smiles_to_graph
 from molgnn.nn.hu2020 import Hu2020GCN
+from molgnn.predictor import load_predictor
 from molgnn.tasks.anchor import WeightAnchor
 from molgnn.tasks.freezing import EncoderFreezer, make_freezer
-from molgnn.transfer import bundle_checkpoints, load_bundle, load_foreign_encoder
+from molgnn.transfer import bundle_checkpoints, load_foreign_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -193,9 +194,8 @@ def test_freezing_options_are_checked():
 
 
 def _predict(model, smiles: list[str]) -> torch.Tensor:
-    batch = Batch.from_data_list([smiles_to_graph(s, model.encoder.spec) for s in smiles])
-    with torch.no_grad():
-        return model(batch)
+    """``Predictor.predict_batch``: every head's predictions in original units."""
+    return model.predict_batch(Batch.from_data_list([smiles_to_graph(s, model.spec) for s in smiles]))
 
 
 @pytest.mark.slow
@@ -207,9 +207,9 @@ def test_bundle_of_two_heads_predicts_what_each_head_predicts_alone(runs, tmp_pa
     assert header["kind"] == "bundle" and [h["name"] for h in header["heads"]] == ["solubility", "second"]
     assert {k.split(".")[0] for k in blob["state_dict"]} == {"encoder", "heads"}
     assert all(h["encoder_fingerprint"] == header["encoder"]["fingerprint"] for h in header["heads"])
-    bundle = load_bundle(path)
-    assert bundle.target_names == ["solubility/logS", "second/y2"]
-    alone = torch.cat([_predict(load_bundle(c), SMILES) for c in ckpts], dim=1)
+    bundle = load_predictor(path)
+    assert bundle.qualified_columns == ["solubility/logS", "second/y2"] and bundle.columns == ["logS", "y2"]
+    alone = torch.cat([_predict(load_predictor(c), SMILES) for c in ckpts], dim=1)
     assert torch.allclose(_predict(bundle, SMILES), alone, atol=1e-6)
     # and what molgnn-train itself predicted for its test rows
     test = pd.read_csv(runs["dir"] / "frozen" / "test_predictions.csv")
@@ -237,7 +237,7 @@ def test_bundle_cli(runs, tmp_path):
     a, b = (runs["dir"] / n / "checkpoints" / "best.ckpt" for n in ("frozen", "second"))
     proc = _cli("molgnn.cli.bundle", f"heads=[{a},{b}]", "names=[solubility,other]", "output=props.pt", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert load_bundle(tmp_path / "props.pt").target_names == ["solubility/logS", "other/y2"]
+    assert load_predictor(tmp_path / "props.pt").qualified_columns == ["solubility/logS", "other/y2"]
     c = runs["dir"] / "finetuned" / "checkpoints" / "best.ckpt"
     proc = _cli("molgnn.cli.bundle", f"heads=[{a},{c}]", "output=bad.pt", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -288,7 +288,7 @@ def test_pickle_payload_is_refused_and_not_run(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
     torch.save({"molgnn": {"format_version": 1}, "x_embedding1.weight": _Payload(marker)}, evil)
-    for load in (lambda p: load_foreign_encoder("hu2020_gcn", p), load_encoder, load_bundle,
+    for load in (lambda p: load_foreign_encoder("hu2020_gcn", p), load_encoder, load_predictor,
                  lambda p: bundle_checkpoints([p], tmp_path / "out.pt")):
         with pytest.raises(CheckpointError, match="refused: .*never executes code from a checkpoint"):
             load(evil)
@@ -307,15 +307,15 @@ def test_broken_files_get_clear_errors(runs_free_encoder, tmp_path):
     torch.save(blob, newer)
     for path, message in ((truncated, "not a readable checkpoint"), (text, "not a readable checkpoint"),
                           (newer, "format version 99 is newer")):
-        for load in (load_encoder, load_bundle, lambda p: bundle_checkpoints([p], tmp_path / "o.pt")):
+        for load in (load_encoder, load_predictor, lambda p: bundle_checkpoints([p], tmp_path / "o.pt")):
             with pytest.raises(CheckpointError, match=message):
                 load(path)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_foreign_encoder("hu2020_gcn", truncated)
     with pytest.raises(CheckpointError, match="this is a molgnn checkpoint; load it with encoder=pretrained"):
         load_foreign_encoder("hu2020_gcn", good)
-    with pytest.raises(CheckpointError, match="a encoder file has no property heads"):
-        load_bundle(good)
+    with pytest.raises(CheckpointError, match="a 'encoder' file has no property heads"):
+        load_predictor(good)
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import hydra
 from omegaconf import DictConfig
 
 from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
-from molgnn.transfer import bundle_checkpoints, load_bundle
+from molgnn.predictor import load_predictor
+from molgnn.transfer import bundle_checkpoints
 
 log = logging.getLogger("molgnn.bundle")
 
@@ -20,9 +21,9 @@ def main(cfg: DictConfig) -> None:
     heads = [str(p) for p in cfg.heads] if not isinstance(cfg.heads, str) else [cfg.heads]
     names = list(cfg.names) if cfg.names is not None else None
     path = bundle_checkpoints(heads, cfg.output, names)
-    model = load_bundle(path)  # read back: the file is complete and loads strictly
+    model = load_predictor(path)  # read back: the file is complete and loads strictly
     log.info("wrote %s: encoder %s + %d heads (%s)", path, model.encoder.family, len(model.heads),
-             ", ".join(model.target_names))
+             ", ".join(model.qualified_columns))
 
 
 if __name__ == "__main__":

@@ -122,7 +122,9 @@ class DescriptorScaler:
 
     ``fit`` keeps descriptors that are finite for at least ``min_finite`` of the rows and not constant;
     raw values are clipped to the fitting set's [0.1%, 99.9%] quantiles, standardized, clipped to
-    ``[-clip, clip]``; missing values become 0 (the mean). ``transform``: float [R, D_all] -> float32 [R, D].
+    ``[-clip, clip]``; missing values become 0 (the mean). ``transform``: float [R, D_all] -> float32 [R, D],
+    numpy for numpy input (training data), torch on the input's device for a tensor (prediction): one
+    computation (float64) for both, so training and prediction see the same numbers.
     """
 
     names: list[str]
@@ -151,10 +153,27 @@ class DescriptorScaler:
         return cls([names[i] for i in index], index.tolist(), low[varies], high[varies], mean[varies],
                    std[varies], clip)
 
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        x = np.asarray(values, dtype=np.float64)[:, self.index]
-        z = (np.clip(x, self.low, self.high) - self.mean) / self.std
-        return np.nan_to_num(np.clip(z, -self.clip, self.clip), nan=0.0).astype(np.float32)
+    def transform(self, values: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Raw descriptors float [R, D_all] (columns as fitted; see ``for_columns``) -> standardized float32
+        [R, D]: a numpy array for numpy input, a tensor on the input's device for a tensor."""
+        if isinstance(values, torch.Tensor):
+            return self._standardize(values)
+        return self._standardize(torch.from_numpy(np.asarray(values, dtype=np.float64))).numpy()
+
+    def _standardize(self, values: torch.Tensor) -> torch.Tensor:
+        def param(a) -> torch.Tensor:
+            return torch.as_tensor(a, dtype=torch.float64, device=values.device)
+
+        x = values[:, torch.as_tensor(self.index, dtype=torch.long, device=values.device)].double()
+        z = (torch.minimum(torch.maximum(x, param(self.low)), param(self.high)) - param(self.mean)) / param(self.std)
+        return torch.nan_to_num(z.clamp(-self.clip, self.clip), nan=0.0).float()
+
+    def for_columns(self, columns: Sequence[str]) -> DescriptorScaler:
+        """The same scaler reading raw values whose columns are ``columns`` (names; each of ``names`` must be
+        among them) instead of the fitting set's."""
+        columns = list(columns)
+        return DescriptorScaler(self.names, [columns.index(n) for n in self.names], self.low, self.high,
+                                self.mean, self.std, self.clip)
 
     def to_dict(self) -> dict:
         return {"names": list(self.names), "index": list(self.index), "low": self.low.tolist(),
@@ -168,6 +187,4 @@ class DescriptorScaler:
 
     def transform_smiles(self, smiles: Sequence, num_workers: int | None = 0) -> np.ndarray:
         """Compute this scaler's descriptors for SMILES and standardize: float32 [R, D]."""
-        raw = compute_descriptors(smiles, self.names, num_workers)
-        return DescriptorScaler(self.names, list(range(len(self.names))), self.low, self.high, self.mean,
-                                self.std, self.clip).transform(raw)
+        return self.for_columns(self.names).transform(compute_descriptors(smiles, self.names, num_workers))
