@@ -43,7 +43,7 @@ CASES = {
                                "struct; To append to your config use +foo=1"),
     "unknown_nested_key": (["encoder.depth=3"], "Could not override 'encoder.depth'"),
     "misspelt_group_option": (["encoder=gin"], "config error: In 'train': Could not find 'encoder/gin'; "
-                                               "available: dmpnn, gine,"),
+                                               "available: chemprop, dmpnn, gine,"),
     "misspelt_group": (["encodr=gine"], "Could not override 'encodr'"),
     "bad_override_syntax": (["trainer.max_epochs=["], "cannot parse override 'trainer.max_epochs=['"),
     "missing_values": (["data=csv"], "error: missing config value(s): data.path, data.target_cols; set them on "
