@@ -65,8 +65,7 @@ def calibrate_run(task, datamodule, settings, best_path: str | None, out_dir: Pa
     """Calibrate the (best) trained model, store the calibration in its checkpoint, report it on the test
     split. Returns the test uncertainty metrics ({} when ``uncertainty=none``)."""
     from molgnn.checkpoint import attach_calibration
-    from molgnn.tasks.calibrate import (_loader, build_domain, calibration_record, evaluate,
-                                        predict_with_uncertainty)
+    from molgnn.tasks.calibrate import _loader, build_domain, calibration_record, collect, evaluate, with_uncertainty
 
     if settings.method == "none":
         return {}
@@ -77,11 +76,12 @@ def calibrate_run(task, datamodule, settings, best_path: str | None, out_dir: Pa
         attach_calibration(best_path, record, domain)
     else:
         log.warning("no best checkpoint (callbacks off?): the calibration is reported but stored nowhere")
-    loader = _loader(datamodule, "test")
-    test = predict_with_uncertainty(task, loader, record, domain, settings.level)
+    outputs = collect(task, _loader(datamodule, "test"))  # one pass over the test molecules for every estimator
+    test = with_uncertainty(outputs, record, domain, settings.level)
     metrics = evaluate(test, record, datamodule.smiles, domain)
-    variants = {name: evaluate(predict_with_uncertainty(task, loader, rec, domain, settings.level), rec,
-                               datamodule.smiles, domain) for name, rec in variant_records(record).items()}
+    outputs["similarity"] = test["similarity"]  # Tanimoto does not depend on the estimator
+    variants = {name: evaluate(with_uncertainty(outputs, rec, domain, settings.level), rec, datamodule.smiles,
+                               domain) for name, rec in variant_records(record).items()}
     write_calibration(test, metrics, record, variants, out_dir, f"{datamodule.name} test ({settings.method})")
     log.info("uncertainty (%s, test): %s", settings.method, {k: round(v, 3) for k, v in metrics.items()})
     return metrics

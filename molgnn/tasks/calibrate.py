@@ -78,9 +78,10 @@ def calibration_record(task, datamodule, settings: UncertaintySettings, domain: 
                       "distance": distance.tolist()}}
 
 
-def predict_with_uncertainty(task, loader, record: dict, domain: DomainIndex, level: float) -> dict:
-    """Outputs of ``collect`` plus sigma, lower/upper [N, T], distance, score [N] and similarity [N]."""
-    out = collect(task, loader)
+def with_uncertainty(outputs: dict, record: dict, domain: DomainIndex, level: float) -> dict:
+    """``collect`` outputs plus distance, score [N], sigma, lower/upper [N, T] under ``record``'s estimator
+    (a new dict; ``outputs`` is not changed, so one pass over the data serves several estimators)."""
+    out = dict(outputs)
     out["distance"] = domain.distance(torch.from_numpy(out["h"])).numpy()
     out["score"] = domain_score(record, out["distance"])
     var = out["var"] if record["settings"]["method"] == "mve" else None
@@ -111,8 +112,8 @@ def evaluate(out: dict, record: dict, smiles: list[str], domain: DomainIndex) ->
     quart = error_by_distance_quartile(abs_err, score)
     metrics["test/mae_nearest_quartile"], metrics["test/mae_farthest_quartile"] = quart[0], quart[3]
     metrics["test/in_domain_fraction"] = float(np.mean(out["score"] <= 1.0))
-    sims = domain.similarity(fingerprints([smiles[r] for r in out["row"]])).numpy()
+    if "similarity" not in out:
+        out["similarity"] = domain.similarity(fingerprints([smiles[r] for r in out["row"]])).numpy()
     metrics["test/spearman_similarity_error"] = spread_error_spearman(np.nanmean(
-        np.abs(out["y"] - out["mean"]), axis=1), -sims)
-    out["similarity"] = sims
+        np.abs(out["y"] - out["mean"]), axis=1), -out["similarity"])
     return metrics
