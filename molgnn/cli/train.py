@@ -15,6 +15,7 @@ from molgnn.cli import (CONF_DIR, build_callbacks, build_loggers, config_errors_
                         user_errors_as_one_line)
 from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
 from molgnn.cli.calibration_report import calibrate_run
+from molgnn.cli.diagnose import diagnose_run
 from molgnn.tasks.embeddings import maybe_precompute
 from molgnn.tasks.timing import EpochTimer
 from molgnn.uncertainty.settings import UncertaintySettings
@@ -57,6 +58,7 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     metrics.update(epochs=trainer.current_epoch, **timer.summary(), **getattr(datamodule, "timings", {}))
     metrics.update(calibrate_run(task, datamodule, uncertainty, best and trainer.checkpoint_callback.best_model_path,
                                  out_dir))
+    metrics.update(diagnose_run(task, datamodule, out_dir, cfg.get("diagnostics_molecules", 0)))
     write_json(metrics, out_dir / "metrics.json")
     _write_test_predictions(trainer, task, datamodule, out_dir)
     log.info("test metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.startswith("test/") and v})

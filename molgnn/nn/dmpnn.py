@@ -1,7 +1,9 @@
 """Directed message passing (D-MPNN, Yang et al. 2019 / Chemprop) on molgnn graphs.
 
 Hidden states live on directed bonds. Edges come interleaved from the featurizer (bond k is edges 2k and
-2k+1, one per direction), so the reverse of edge ``e`` is ``e ^ 1``.
+2k+1, one per direction), so the reverse of edge ``e`` is ``e ^ 1``. Depth switches (``residual``, ``jk``,
+``virtual_node``, ``pair_norm``, ``drop_edge``; see ``molgnn.nn.depth``) are off by default, and off they
+build exactly Chemprop's network (same parameters, same outputs).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from torch import nn
 from torch_geometric.utils import scatter
 
 from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_pair_norm
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout
 
@@ -19,27 +22,38 @@ class DMPNNEncoder(nn.Module):
     """Molecular graph -> embedding with bond-centred message passing.
 
     h0_e = relu(W_i [x_src || e]); for depth-1 steps: m_e = sum_{k -> src(e)} h_k - h_rev(e),
-    h_e = relu(h0_e + W_h m_e); atoms: h_v = relu(W_o [x_v || sum_{e -> v} h_e]); readout over atoms.
-    ``embed(batch)`` -> float [B, hidden_dim]; ``node_embeddings(batch)`` -> float [N, hidden_dim].
+    h_e = relu(h0_e + W_h m_e) (+ h_e with ``residual``); atoms: h_v = relu(W_o [x_v || sum_{e -> v} h_e])
+    (with ``jk``: the sums of every step, concatenated or max-pooled); readout over atoms.
+    ``embed(batch)`` -> float [B, hidden_dim]; ``node_embeddings(batch)`` -> float [N, hidden_dim];
+    ``layer_states(batch)`` -> num_layers + 1 tensors float [N, hidden_dim] (atom view after each step, then
+    the atom outputs).
     """
 
     family = "dmpnn"
 
     def __init__(self, spec: FeaturizerSpec, hidden_dim: int = 300, num_layers: int = 3, dropout: float = 0.0,
-                 readout: str = "sum", readout_scale: float = 0.01, batch_norm: bool = False):
+                 readout: str = "sum", readout_scale: float = 0.01, batch_norm: bool = False,
+                 residual: bool = False, jk: str = "last", virtual_node: bool = False, pair_norm: bool = False,
+                 drop_edge: float = 0.0):
         super().__init__()
+        check_depth_args(num_layers, jk, drop_edge)
         self.spec = spec
         self.args = dict(hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout, readout=readout,
-                         readout_scale=readout_scale, batch_norm=batch_norm)
+                         readout_scale=readout_scale, batch_norm=batch_norm, residual=residual, jk=jk,
+                         virtual_node=virtual_node, pair_norm=pair_norm, drop_edge=drop_edge)
         self.input_atom = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)   # W_i, atom part (one-hot @ W)
         self.input_bond = FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim)   # W_i, bond part
         self.input_bias = nn.Parameter(torch.zeros(hidden_dim))
         self.message = nn.Linear(hidden_dim, hidden_dim, bias=False)             # W_h, shared over depth
         self.output_atom = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)  # W_o, atom part
-        self.output_msg = nn.Linear(hidden_dim, hidden_dim)                      # W_o, message part
+        msg_dim = hidden_dim * num_layers if jk == "cat" else hidden_dim
+        self.output_msg = nn.Linear(msg_dim, hidden_dim)                         # W_o, message part
         self.dropout = nn.Dropout(dropout)
         self.readout = make_readout(readout, hidden_dim)
         self.norm = nn.BatchNorm1d(hidden_dim) if batch_norm else nn.Identity()
+        if virtual_node:
+            self.virtual_node = VirtualNode(hidden_dim, 1)  # shared over depth, like W_h
+        self.pair_norm = make_pair_norm(pair_norm)
 
     @property
     def out_dim(self) -> int:
@@ -48,21 +62,50 @@ class DMPNNEncoder(nn.Module):
     @property
     def layers(self) -> list[nn.Module]:
         """Parameter groups in order of depth (input, message passing, output), for freezing."""
-        return [nn.ModuleList([self.input_atom, self.input_bond]), self.message,
+        middle = [self.message, *([self.virtual_node] if self.args["virtual_node"] else [])]
+        return [nn.ModuleList([self.input_atom, self.input_bond]), nn.ModuleList(middle),
                 nn.ModuleList([self.output_atom, self.output_msg])]
 
-    def node_embeddings(self, batch) -> torch.Tensor:
-        src, dst = batch.edge_index
-        num_nodes = batch.x.size(0)
-        h0 = self.input_atom(batch.x)[src] + self.input_bond(batch.edge_attr) + self.input_bias
+    def _edge_states(self, batch) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Directed-edge states after the input and each step: num_layers x float [E', d]; and dst long [E']
+        (E' < E when ``drop_edge`` removed bonds in training)."""
+        edge_index, edge_attr = drop_bonds(batch.edge_index, batch.edge_attr, self.args["drop_edge"], self.training)
+        src, dst = edge_index
+        num_nodes, graph_of = batch.x.size(0), batch.batch
+        h0 = self.input_atom(batch.x)[src] + self.input_bond(edge_attr) + self.input_bias
         h = torch.relu(h0)
         reverse = torch.arange(h.size(0), device=h.device) ^ 1
+        g = self.virtual_node.initial(batch.num_graphs, h) if self.args["virtual_node"] else None
+        states = [h]
         for _ in range(self.args["num_layers"] - 1):
             incoming = scatter(h, dst, dim=0, dim_size=num_nodes, reduce="sum")  # sum of edges into each atom
-            m = incoming[src] - h[reverse]
-            h = self.dropout(torch.relu(h0 + self.message(m)))
-        atom_msg = scatter(h, dst, dim=0, dim_size=num_nodes, reduce="sum")
-        return self.dropout(torch.relu(self.output_atom(batch.x) + self.output_msg(atom_msg)))
+            if g is not None:
+                incoming = incoming + g[graph_of]
+            new = torch.relu(h0 + self.message(incoming[src] - h[reverse]))
+            if self.pair_norm is not None:
+                new = self.pair_norm(new, graph_of[src], batch.num_graphs)
+            new = self.dropout(new)
+            h = h + new if self.args["residual"] else new
+            if g is not None:
+                g = self.virtual_node.update(g, scatter(h, dst, dim=0, dim_size=num_nodes), graph_of, 0)
+            states.append(h)
+        return states, dst
+
+    def _atom_states(self, batch) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per-step atom sums of incoming edge states (num_layers x float [N, d]) and atom outputs [N, d]."""
+        states, dst = self._edge_states(batch)
+        sums = [scatter(h, dst, dim=0, dim_size=batch.x.size(0), reduce="sum") for h in states]
+        jk = self.args["jk"]
+        atom_msg = sums[-1] if jk == "last" else (torch.cat(sums, -1) if jk == "cat"
+                                                  else torch.stack(sums).amax(0))
+        return sums, self.dropout(torch.relu(self.output_atom(batch.x) + self.output_msg(atom_msg)))
+
+    def node_embeddings(self, batch) -> torch.Tensor:
+        return self._atom_states(batch)[1]
+
+    def layer_states(self, batch) -> list[torch.Tensor]:
+        sums, out = self._atom_states(batch)
+        return [*sums, out]
 
     def embed(self, batch) -> torch.Tensor:
         h = self.readout(self.node_embeddings(batch), batch.batch, dim_size=batch.num_graphs)

@@ -1,4 +1,4 @@
-"""GIN encoder with bond features (GINE, Hu et al. 2020), optional residuals and jumping knowledge."""
+"""GIN encoder with bond features (GINE, Hu et al. 2020) and depth switches (``molgnn.nn.depth``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from torch import nn
 from torch_geometric.nn import GINEConv, JumpingKnowledge
 
 from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_pair_norm
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout
 
@@ -17,22 +18,23 @@ class GINEEncoder(nn.Module):
     """Molecular graph -> embedding.
 
     ``forward(batch)`` / ``embed(batch)``: PyG Batch with x long [N, Fa], edge_attr long [E, Fb] ->
-    float [B, out_dim]. ``node_embeddings(batch)`` -> float [N, hidden_dim].
+    float [B, out_dim]. ``node_embeddings(batch)`` -> float [N, node_dim]; ``layer_states(batch)`` ->
+    num_layers + 1 tensors float [N, hidden_dim] (input embedding, then after each layer).
     """
 
     family = "gine"
 
     def __init__(self, spec: FeaturizerSpec, hidden_dim: int = 300, num_layers: int = 5, dropout: float = 0.0,
                  residual: bool = True, jk: str = "last", readout: str = "sum", train_eps: bool = False,
-                 norm: str = "batch"):
+                 norm: str = "batch", virtual_node: bool = False, pair_norm: bool = False, drop_edge: float = 0.0):
         super().__init__()
-        if jk not in ("last", "cat", "max"):
-            raise ValueError(f"encoder.jk must be 'last', 'cat' or 'max', got {jk!r}")
+        check_depth_args(num_layers, jk, drop_edge)
         if norm not in NORMS:
             raise ValueError(f"encoder.norm must be one of {sorted(NORMS)}, got {norm!r}")
         self.spec = spec
         self.args = dict(hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout, residual=residual,
-                         jk=jk, readout=readout, train_eps=train_eps, norm=norm)
+                         jk=jk, readout=readout, train_eps=train_eps, norm=norm, virtual_node=virtual_node,
+                         pair_norm=pair_norm, drop_edge=drop_edge)
         self.atom_embedding = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)
         self.bond_embeddings = nn.ModuleList(
             FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim) for _ in range(num_layers))
@@ -45,6 +47,9 @@ class GINEEncoder(nn.Module):
         self.jk = JumpingKnowledge(jk, hidden_dim, num_layers) if jk != "last" else None
         self.node_dim = hidden_dim * num_layers if jk == "cat" else hidden_dim
         self.readout = make_readout(readout, self.node_dim)
+        if virtual_node:
+            self.virtual_node = VirtualNode(hidden_dim, max(num_layers - 1, 1))  # one update per layer, OGB style
+        self.pair_norm = make_pair_norm(pair_norm)
 
     @property
     def out_dim(self) -> int:
@@ -52,20 +57,38 @@ class GINEEncoder(nn.Module):
 
     @property
     def layers(self) -> list[nn.Module]:
-        """Message-passing layers in order, each with its own bond embedding and norm (for freezing)."""
-        return [nn.ModuleList([c, b, n]) for c, b, n in zip(self.convs, self.bond_embeddings, self.norms)]
+        """Message-passing layers in order, each with its own bond embedding, norm and (with ``virtual_node``)
+        the virtual-node update that follows it (for freezing)."""
+        vns = list(self.virtual_node.updates) if self.args["virtual_node"] else []
+        return [nn.ModuleList([c, b, n, *vns[i:i + 1]])
+                for i, (c, b, n) in enumerate(zip(self.convs, self.bond_embeddings, self.norms))]
 
-    def node_embeddings(self, batch) -> torch.Tensor:
+    def _states(self, batch) -> list[torch.Tensor]:
+        """Atom states: input embedding, then after each layer; num_layers + 1 x float [N, hidden_dim]."""
+        edge_index, edge_attr = drop_bonds(batch.edge_index, batch.edge_attr, self.args["drop_edge"], self.training)
         h = self.atom_embedding(batch.x)
-        per_layer = []
+        g = self.virtual_node.initial(batch.num_graphs, h) if self.args["virtual_node"] else None
+        states, last = [h], len(self.convs) - 1
         for i, (conv, bond_emb, norm) in enumerate(zip(self.convs, self.bond_embeddings, self.norms)):
-            out = norm(conv(h, batch.edge_index, bond_emb(batch.edge_attr)))
-            if i < len(self.convs) - 1:
+            x = h if g is None else h + g[batch.batch]
+            out = norm(conv(x, edge_index, bond_emb(edge_attr)))
+            if self.pair_norm is not None:
+                out = self.pair_norm(out, batch.batch, batch.num_graphs)
+            if i < last:
                 out = torch.relu(out)
             out = self.dropout(out)
             h = h + out if self.args["residual"] else out
-            per_layer.append(h)
-        return self.jk(per_layer) if self.jk is not None else h
+            if g is not None and i < last:
+                g = self.virtual_node.update(g, h, batch.batch, i)
+            states.append(h)
+        return states
+
+    def node_embeddings(self, batch) -> torch.Tensor:
+        per_layer = self._states(batch)[1:]
+        return self.jk(per_layer) if self.jk is not None else per_layer[-1]
+
+    def layer_states(self, batch) -> list[torch.Tensor]:
+        return self._states(batch)
 
     def embed(self, batch) -> torch.Tensor:
         return self.readout(self.node_embeddings(batch), batch.batch, dim_size=batch.num_graphs)

@@ -1,0 +1,65 @@
+"""Depth-robust building blocks shared by the D-MPNN and GINE encoders (``encoder.*`` switches).
+
+- ``residual``: h_{l+1} = h_l + f(h_l) (He et al. 2016; Li et al. 2019 "DeepGCNs").
+- ``jk``: jumping knowledge (Xu et al. 2018): the output sees every layer's states (``cat`` / ``max``).
+- ``virtual_node``: one extra node per molecule connected to every atom (Gilmer et al. 2017; OGB's
+  GIN-virtual): after each layer it sums the atom states and broadcasts an update back.
+- ``pair_norm``: PairNorm (Zhao & Akoglu 2020, PyG's ``PairNorm``): per molecule, centre the states and
+  rescale them to a fixed mean norm, so they cannot all converge to one vector.
+- ``drop_edge``: DropEdge (Rong et al. 2020): during training each bond is removed with this probability
+  (both directions together), a different random graph per step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.nn.norm import PairNorm
+from torch_geometric.utils import scatter
+
+JK_MODES = ("last", "cat", "max")
+
+
+def check_depth_args(num_layers: int, jk: str, drop_edge: float) -> None:
+    """Refuse values that would build a broken encoder (each message names the config key)."""
+    if num_layers < 1:
+        raise ValueError(f"encoder.num_layers must be at least 1, got {num_layers}")
+    if jk not in JK_MODES:
+        raise ValueError(f"encoder.jk must be one of {JK_MODES}, got {jk!r}")
+    if not 0.0 <= drop_edge < 1.0:
+        raise ValueError(f"encoder.drop_edge must be in [0, 1), got {drop_edge}")
+
+
+def drop_bonds(edge_index: torch.Tensor, edge_attr: torch.Tensor, p: float,
+               training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """DropEdge on interleaved directed edges (bond k = edges 2k, 2k+1): keeps or drops both directions of a
+    bond together, so the kept edges stay interleaved. long [2, E], [E, Fb] -> long [2, E'], [E', Fb]."""
+    if not training or p <= 0.0 or edge_index.size(1) == 0:
+        return edge_index, edge_attr
+    keep_bond = torch.rand(edge_index.size(1) // 2, device=edge_index.device) >= p
+    keep = keep_bond.repeat_interleave(2)
+    return edge_index[:, keep], edge_attr[keep]
+
+
+class VirtualNode(nn.Module):
+    """A per-molecule global state g float [B, d]: starts at zero and after each layer becomes
+    g + MLP(sum of the molecule's atom states + g) (OGB GIN-virtual's update, residual form)."""
+
+    def __init__(self, dim: int, num_updates: int):
+        super().__init__()
+        self.updates = nn.ModuleList(
+            nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU(), nn.Linear(dim, dim))
+            for _ in range(num_updates))
+
+    def initial(self, num_graphs: int, like: torch.Tensor) -> torch.Tensor:
+        return like.new_zeros(num_graphs, like.size(-1))
+
+    def update(self, g: torch.Tensor, atom_states: torch.Tensor, batch: torch.Tensor, step: int) -> torch.Tensor:
+        """g float [B, d], atom_states float [N, d], batch long [N] -> new g float [B, d]."""
+        pooled = scatter(atom_states, batch, dim=0, dim_size=g.size(0), reduce="sum")
+        return g + self.updates[min(step, len(self.updates) - 1)](pooled + g)
+
+
+def make_pair_norm(enabled: bool) -> nn.Module | None:
+    """PyG's PairNorm (scale 1) or None."""
+    return PairNorm(scale=1.0) if enabled else None
