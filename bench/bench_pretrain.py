@@ -85,9 +85,10 @@ def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
     from sklearn.preprocessing import StandardScaler
     from torch_geometric.data import Batch
 
-    from molgnn.checkpoint import build_encoder, load_encoder, read_header, safe_load
+    from molgnn.checkpoint import build_encoder, load_encoder
     from molgnn.data.graphs import featurize_smiles
     from molgnn.featurize.descriptors import DescriptorScaler, compute_descriptors
+    from molgnn.weights import read_weights
 
     frame = pd.read_csv(ROOT / "data" / "moleculenet" / f"{dataset}.csv")
     split = json.loads((ROOT / "data" / "moleculenet" / "splits" / f"{dataset}_scaffold.json").read_text())
@@ -110,7 +111,7 @@ def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
         return float(np.sqrt(np.mean((model.predict(x[test]) - y[test]) ** 2)))
 
     torch.manual_seed(0)
-    random_init = build_encoder(read_header(safe_load(encoder_path), encoder_path))
+    random_init = build_encoder(read_weights(encoder_path).molgnn_header())
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
     morgan = np.array([gen.GetFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in smiles], dtype=float)
     raw = compute_descriptors(smiles, num_workers=0)

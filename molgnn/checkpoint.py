@@ -3,7 +3,7 @@
 Header (``ckpt["molgnn"]``)::
 
     format_version: int          bumped on incompatible change; newer files are refused with a clear error
-    kind: "encoder" | "model" | "bundle"
+    kind: "encoder" | "pretrain" | "model" | "bundle" | "ensemble"
     spec: FeaturizerSpec.to_dict()
     encoder: {"family": str, "args": {...}, "fingerprint": str}
     heads: [{"name": str, "family": str, "args": {...}, "target_names": [...], "scaler": {"mean", "std"},
@@ -14,13 +14,15 @@ Header (``ckpt["molgnn"]``)::
 An encoder file (``encoder.pt``) is ``{"molgnn": header, "state_dict": encoder tensors}``; a Lightning
 checkpoint carries the header next to Lightning's own keys and the task's state dict (``encoder.*``,
 ``head.*``).
+
+Files are read by ``molgnn.weights.read_weights`` (the one reader: ``weights_only=True``, header checked);
+the loaders here dispatch on its ``kind`` and build with ``loaded_encoder`` / ``loaded_head``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -30,8 +32,8 @@ import molgnn
 from molgnn.errors import CheckpointError
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn import ENCODER_FAMILIES, HEAD_FAMILIES
-
-FORMAT_VERSION = 1
+from molgnn.weights import FORMAT_VERSION, WeightsFile, read_weights
+from molgnn.weights import read_header, safe_load  # noqa: F401 (re-exported: tests and tools read with them)
 
 
 def library_versions() -> dict[str, str]:
@@ -66,101 +68,6 @@ def make_header(kind: str, encoder: nn.Module, heads: list[dict] | None = None,
     return {"format_version": FORMAT_VERSION, "kind": kind, "spec": encoder.spec.to_dict(),
             "encoder": encoder_header(encoder), "heads": heads or [], "pretraining": pretraining,
             "versions": library_versions()}
-
-
-def safe_load(path: str | Path, stand_ins: list[tuple[object, str]] = ()) -> dict:
-    """``torch.load(weights_only=True)`` with one clear error for every way a file can be unusable.
-
-    A pickle that names any class or function outside torch's tensor allow-list is refused before anything
-    in it runs; truncated, empty, random or foreign files are a ``CheckpointError``, never another exception.
-    ``stand_ins``: extra (inert object, "module.name") pairs the file may name (foreign files such as
-    Chemprop's, ``molgnn.chemprop_file``); the name resolves to the stand-in, never to the real object.
-    """
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise CheckpointError(f"{p}: checkpoint not found")
-    try:
-        with torch.serialization.safe_globals(list(stand_ins)):
-            blob = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        detail = _torch_detail(exc)
-        if "global" in detail.lower():
-            hint = ("; for a Chemprop model file use encoder=chemprop encoder.path=... (read without its code)"
-                    if not stand_ins and ("chemprop." in detail or "AttributeDict" in detail) else "")
-            raise CheckpointError(f"{p}: refused: the file would import code ({detail}); molgnn loads tensors and "
-                                  f"primitives only and never executes code from a checkpoint{hint}") from None
-        raise CheckpointError(f"{p}: not a readable checkpoint (corrupt or not a torch file): {detail}") from None
-    except Exception as exc:  # truncated zip, random bytes, legacy-format garbage: all the user's file, not a bug
-        raise CheckpointError(f"{p}: not a readable checkpoint (truncated or not a torch file): "
-                              f"{_torch_detail(exc)}") from None
-    if not isinstance(blob, dict):
-        raise CheckpointError(f"{p}: not a checkpoint (top level is {type(blob).__name__}, expected a dict)")
-    return blob
-
-
-def _torch_detail(exc: BaseException) -> str:
-    """The informative part of a torch.load error: the refused import (``GLOBAL module.name``) or the first
-    line that is not torch's weights_only preamble (which suggests the unsafe load; never repeat that)."""
-    import re
-
-    text = str(exc)
-    found = re.search(r"GLOBAL ([\w.]+)", text)
-    if found:
-        return f"unsupported GLOBAL {found.group(1)}"
-    skip = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6",
-            "(1)", "(2)")
-    lines = [ln.strip().removeprefix("WeightsUnpickler error:").strip() for ln in text.splitlines()]
-    useful = [ln for ln in lines if ln and not ln.startswith(skip)]
-    line = (useful or [type(exc).__name__])[0]
-    return line if len(line) <= 160 else line[:157] + "..."
-
-
-def read_header(blob: dict, path: str | Path) -> dict:
-    """The molgnn header of a loaded checkpoint, checked for format version and structure (kind, spec,
-    encoder family/args, heads, state_dict), so later code never meets a KeyError or TypeError."""
-    header = blob.get("molgnn")
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: no molgnn header; for a plain state dict use encoder=state_dict with "
-                              "the encoder arguments in config")
-    version = header.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise CheckpointError(f"{path}: malformed molgnn header: format_version is {version!r}, not an integer")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this molgnn "
-                              f"supports ({FORMAT_VERSION}); upgrade molgnn")
-    problem = _header_problem(header, blob)
-    if problem:
-        raise CheckpointError(f"{path}: malformed molgnn header: {problem}")
-    return header
-
-
-def _header_problem(header: dict, blob: dict) -> str | None:
-    """What is structurally wrong with a header (None when nothing is)."""
-    import inspect
-
-    if not isinstance(header.get("kind"), str):
-        return f"kind is {header.get('kind')!r}"
-    try:
-        FeaturizerSpec.from_dict(header["spec"])
-    except Exception as exc:
-        return f"spec cannot be read ({type(exc).__name__}: {str(exc)[:80]})"
-    enc = header.get("encoder")
-    if not isinstance(enc, dict) or not isinstance(enc.get("family"), str) or not isinstance(enc.get("args"), dict):
-        return "encoder must be {'family': str, 'args': dict, ...}"
-    if enc["family"] in ENCODER_FAMILIES:
-        params = inspect.signature(ENCODER_FAMILIES[enc["family"]]).parameters
-        if not any(v.kind is inspect.Parameter.VAR_KEYWORD for v in params.values()):
-            extra = sorted(set(map(str, enc["args"])) - set(params))
-            if extra:
-                return f"encoder family {enc['family']!r} takes no argument(s) {extra}"
-    heads = header.get("heads", [])
-    if not isinstance(heads, list) or not all(
-            isinstance(h, dict) and isinstance(h.get("family"), str) and isinstance(h.get("args"), dict)
-            for h in heads):
-        return "heads must be a list of {'family': str, 'args': dict, ...}"
-    if not isinstance(blob.get("state_dict"), dict):
-        return "no state_dict (the tensors) next to the header"
-    return None
 
 
 def build_encoder(header: dict, path: str | Path = "checkpoint") -> nn.Module:
@@ -232,6 +139,31 @@ def export_encoder(encoder: nn.Module, path: str | Path, pretraining: dict | Non
                        path)
 
 
+def loaded_encoder(header: dict, state: dict, path: str | Path) -> nn.Module:
+    """The encoder ``header`` describes with its tensors loaded strictly: the whole ``state`` of an encoder
+    file, ``encoder.*`` of any other kind."""
+    encoder = build_encoder(header, path)
+    load_state_strict(encoder, state if header["kind"] == "encoder" else sub_state(state, "encoder"), path,
+                      "encoder")
+    return encoder
+
+
+def loaded_head(info: dict, state: dict, path: str | Path, what: str) -> nn.Module:
+    """The head a head header describes with ``state`` (its own tensors, prefix removed) loaded strictly."""
+    head = build_head(info, path)
+    load_state_strict(head, state, path, what)
+    return head
+
+
+def read_model_file(path: str | Path, use: str) -> WeightsFile:
+    """A molgnn-train checkpoint (kind "model", one head); any other file is an error ending in ``use``."""
+    weights = read_weights(path)
+    header = weights.require(("model",), use)
+    if len(header["heads"]) != 1:
+        raise CheckpointError(f"{path}: a model checkpoint must have exactly one head, found {len(header['heads'])}")
+    return weights
+
+
 def load_encoder(path: str | Path, expect_spec: FeaturizerSpec | None = None,
                  dropout: float | None = None) -> nn.Module:
     """Load an encoder from a molgnn ``encoder.pt``, a model/bundle file or a Lightning ``.ckpt``.
@@ -240,19 +172,14 @@ def load_encoder(path: str | Path, expect_spec: FeaturizerSpec | None = None,
     ``dropout``: when given, replaces the dropout rate the encoder was saved with (fine-tuning with dropout
     after pretraining without it); it changes no weight.
     """
-    blob = safe_load(path)
-    header = read_header(blob, path)
+    weights = read_weights(path)
+    header = weights.molgnn_header()
     if dropout is not None:
         header = with_dropout(header, dropout, path)
-    spec = FeaturizerSpec.from_dict(header["spec"])
-    if expect_spec is not None and spec != expect_spec:
-        diff = "; ".join(expect_spec.diff(spec)[:10])
-        raise CheckpointError(f"{path}: featurizer spec differs from the run's: {diff}")
-    encoder = build_encoder(header, path)
-    state = blob["state_dict"]
-    if header["kind"] != "encoder":
-        state = sub_state(state, "encoder")
-    load_state_strict(encoder, state, path, "encoder")
+    if expect_spec is not None:
+        expect_spec.require_equal(FeaturizerSpec.from_dict(header["spec"]),
+                                  f"{path}: featurizer spec differs from the run's", CheckpointError)
+    encoder = loaded_encoder(header, weights.state, path)
     encoder.pretraining = header.get("pretraining")
     return encoder
 
@@ -260,11 +187,10 @@ def load_encoder(path: str | Path, expect_spec: FeaturizerSpec | None = None,
 def attach_calibration(path: str | Path, record: dict, domain: nn.Module) -> Path:
     """Add a head's calibration record (``heads[0]["calibration"]``) and the domain index tensors
     (``state_dict["domain.*"]``) to a model checkpoint, rewritten atomically."""
-    blob = safe_load(path)
-    header = read_header(blob, path)
-    header["heads"][0]["calibration"] = record
-    blob["state_dict"].update({f"domain.{k}": v.detach().cpu() for k, v in domain.state_dict().items()})
-    return save_atomic(blob, path)
+    weights = read_model_file(path, "a calibration is stored in a molgnn-train checkpoint")
+    weights.header["heads"][0]["calibration"] = record
+    weights.state.update({f"domain.{k}": v.detach().cpu() for k, v in domain.state_dict().items()})
+    return save_atomic(weights.blob, path)
 
 
 def write_ensemble(paths: list[str | Path], out: str | Path) -> Path:
@@ -273,10 +199,7 @@ def write_ensemble(paths: list[str | Path], out: str | Path) -> Path:
     optimizer and loop states are left out."""
     headers, state = [], {}
     for i, path in enumerate(paths):
-        blob = safe_load(path)
-        header = read_header(blob, path)
-        if header["kind"] != "model":
-            raise CheckpointError(f"{path}: a {header['kind']} file; an ensemble is made of molgnn-train checkpoints")
-        headers.append(header)
-        state.update({f"members.{i}.{k}": v for k, v in blob["state_dict"].items()})
+        weights = read_model_file(path, "an ensemble is made of molgnn-train checkpoints")
+        headers.append(weights.header)
+        state.update({f"members.{i}.{k}": v for k, v in weights.state.items()})
     return save_atomic({"molgnn": {**headers[0], "kind": "ensemble", "members": headers}, "state_dict": state}, out)

@@ -7,7 +7,8 @@ name classes: lightning's ``AttributeDict``, chemprop's message passing / aggreg
 loss function, a torchmetrics metric with two of its functions. Chemprop loads it with an unrestricted
 unpickler (whatever the file names is imported and run).
 
-molgnn loads it with ``torch.load(weights_only=True)`` (``checkpoint.safe_load``) where each allow-listed
+molgnn reads it with ``torch.load(weights_only=True)`` (``molgnn.weights.read_weights``, which recognises
+the file with ``is_chemprop_file``) where each allow-listed
 ``module.name`` resolves to an inert stand-in (``Stand`` records: constructor arguments and pickled state,
 no behaviour; ``AttributeDict`` is a plain dict). Nothing the file names is imported or called; any other
 global is refused with a one-line ``CheckpointError`` naming it. The records are then read as data: the
@@ -23,11 +24,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-
-from molgnn.checkpoint import encoder_fingerprint, load_state_strict, safe_load
+from molgnn.checkpoint import encoder_fingerprint, load_state_strict
 from molgnn.errors import CheckpointError
 from molgnn.featurize.chemprop import mode_for_widths
 from molgnn.nn.chemprop import ACTIVATIONS, ChempropEncoder, ChempropFFN
+from molgnn.weights import WeightsFile, read_weights
 
 
 class Stand:
@@ -82,7 +83,7 @@ def is_chemprop_file(path: str | Path) -> bool:
         return False
     try:
         names = {str(arg) for op, arg, _ in pickletools.genops(data) if op.name == "GLOBAL"}
-    except Exception:  # a damaged pickle: not ours to recognise; safe_load reports it
+    except Exception:  # a damaged pickle: not ours to recognise; read_weights reports it
         return False
     if any(n.startswith("chemprop.") for n in names):
         return True
@@ -145,10 +146,22 @@ def _encoder_args(mp: dict, path, aggregation: str, norm: float, batch_norm: boo
 
 def read_chemprop(path: str | Path) -> ChempropModel:
     """Read a Chemprop 2.x model file (or a CheMeleon-style message-passing file) without running its code."""
-    blob = safe_load(path, STAND_INS)
-    hp, state = blob.get("hyper_parameters"), blob.get("state_dict")
-    if not isinstance(hp, dict) or not isinstance(state, dict):
-        raise CheckpointError(f"{path}: not a Chemprop model file (no hyper_parameters / state_dict)")
+    return chemprop_model(_chemprop_weights(path))
+
+
+def _chemprop_weights(path: str | Path) -> WeightsFile:
+    """``read_weights`` of a file that must be a Chemprop file."""
+    weights = read_weights(path)
+    if weights.kind != "chemprop":
+        raise CheckpointError(f"{path}: not a Chemprop model file (a {weights.kind} file, no Chemprop "
+                              "hyper_parameters)")
+    return weights
+
+
+def chemprop_model(weights: WeightsFile) -> ChempropModel:
+    """What a Chemprop file (``read_weights`` kind "chemprop") holds, read as data."""
+    path, blob, state = weights.path, weights.blob, weights.state
+    hp = blob["hyper_parameters"]
     if "message_passing" not in hp:  # CheMeleon layout: the message passing alone, mean aggregation
         args = _encoder_args(hp, path, "mean", 100.0, False)
         return ChempropModel(args, {f"message_passing.{k}": v for k, v in state.items()}, None, {},
@@ -200,9 +213,14 @@ def load_chemprop_encoder(path: str | Path, dropout: float | None = None) -> Che
 
 def load_chemprop_predictor(path: str | Path):
     """A whole Chemprop regression model as a molgnn ``Predictor`` (Chemprop's predictions, unscaled)."""
+    return chemprop_predictor(_chemprop_weights(path))
+
+
+def chemprop_predictor(weights: WeightsFile):
+    """``load_chemprop_predictor`` of a file already read (``read_weights`` kind "chemprop")."""
     from molgnn.predictor import Predictor
 
-    model = read_chemprop(path)
+    path, model = weights.path, chemprop_model(weights)
     if model.head_args is None:
         raise CheckpointError(f"{path}: a message-passing-only file has no predictor; use it as an encoder "
                               "(molgnn-train encoder=chemprop encoder.path=...)")

@@ -1,8 +1,8 @@
 """Trained models for prediction: a checkpoint (molgnn-train ``.ckpt``) or a bundle (molgnn-bundle) ->
 ``Predictor`` (one encoder + N heads, predictions in original units), and ensembles of several files.
 
-Only the molgnn header and tensors are read (``safe_load``: ``weights_only=True``); the featurizer spec
-comes from the header, never from tensor widths.
+Files are read by ``molgnn.weights.read_weights`` (``weights_only=True``) and dispatched on their kind;
+the featurizer spec comes from the header, never from tensor widths.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from molgnn.checkpoint import build_encoder, build_head, load_state_strict, read_header, safe_load, sub_state
+from molgnn.chemprop_file import chemprop_predictor
+from molgnn.checkpoint import load_state_strict, loaded_encoder, loaded_head, sub_state
 from molgnn.errors import CheckpointError
 from molgnn.featurize.descriptors import DescriptorScaler
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.uncertainty.domain import DomainIndex
+from molgnn.weights import WeightsFile, read_weights
 
 log = logging.getLogger(__name__)
 
@@ -97,38 +99,41 @@ class Predictor(nn.Module):
 
 
 def load_predictor(path: str | Path) -> Predictor:
-    """Load a molgnn-train checkpoint (kind "model") or a molgnn-bundle file (kind "bundle") in eval mode.
+    """Load a molgnn-train checkpoint (kind "model"), a molgnn-bundle file (kind "bundle") or a Chemprop 2.x
+    model file in eval mode.
 
     Raises ``CheckpointError`` (one line naming the file) for anything unusable: not a torch file, pickled
     objects, no molgnn header, an encoder-only file, unknown families, missing or mis-shaped tensors.
     """
-    blob = safe_load(path)
-    header = read_header(blob, path)
-    if header.get("kind") == "ensemble":
+    weights = read_weights(path)
+    if weights.kind == "ensemble":
         raise CheckpointError(f"{path}: an ensemble file holds several models; load it with load_models")
-    return _predictor_from(header, blob.get("state_dict"), str(path))
+    return _models_in(weights)[0]
 
 
 def load_models(path: str | Path) -> list[Predictor]:
     """The models in one file: one for a model or bundle, every member for an ensemble file
     (``molgnn-train uncertainty=ensemble``: header ``members`` [M headers], tensors ``members.<i>.*``).
     A Chemprop 2.x model file is one model (``molgnn.chemprop_file``: read without running its code)."""
-    from molgnn.chemprop_file import is_chemprop_file, load_chemprop_predictor
+    return _models_in(read_weights(path))
 
-    if is_chemprop_file(path):
-        return [load_chemprop_predictor(path)]
-    blob = safe_load(path)
-    header = read_header(blob, path)
-    if header.get("kind") != "ensemble":
-        return [_predictor_from(header, blob.get("state_dict"), str(path))]
+
+def _models_in(weights: WeightsFile) -> list[Predictor]:
+    """Every model a file holds, dispatched on its kind."""
+    path = weights.path
+    if weights.kind == "chemprop":
+        return [chemprop_predictor(weights)]
+    header = weights.molgnn_header()
+    if weights.kind != "ensemble":
+        return [_predictor_from(header, weights.state, str(path))]
     members = header.get("members")
     if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
         raise CheckpointError(f"{path}: malformed molgnn header: an ensemble needs a non-empty members list")
-    return [_predictor_from(m, sub_state(blob["state_dict"], f"members.{i}"), f"{path}[member {i}]")
+    return [_predictor_from(m, sub_state(weights.state, f"members.{i}"), f"{path}[member {i}]")
             for i, m in enumerate(members)]
 
 
-def _predictor_from(header: dict, state, path: str) -> Predictor:
+def _predictor_from(header: dict, state: dict, path: str) -> Predictor:
     """Build and strictly load a ``Predictor`` from a model/bundle header and its tensors."""
     kind = header.get("kind")
     if kind not in ("model", "bundle"):
@@ -139,26 +144,27 @@ def _predictor_from(header: dict, state, path: str) -> Predictor:
         raise CheckpointError(f"{path}: the header lists no heads")
     if kind == "model" and len(heads_info) != 1:
         raise CheckpointError(f"{path}: a model checkpoint must have exactly one head, found {len(heads_info)}")
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: no state_dict")
+    prefixes = ["head"] if kind == "model" else [f"heads.{i}" for i in range(len(heads_info))]
     try:
-        encoder = build_encoder(header, path)
-        heads = [build_head(h, path) for h in heads_info]
+        encoder = loaded_encoder(header, state, path)
+        heads = [loaded_head(h, sub_state(state, prefix), path, f"head {i} ({h.get('name')})")
+                 for i, (h, prefix) in enumerate(zip(heads_info, prefixes))]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: malformed molgnn header: {type(exc).__name__}: {exc}") from None
-    load_state_strict(encoder, sub_state(state, "encoder"), path, "encoder")
-    prefixes = ["head"] if kind == "model" else [f"heads.{i}" for i in range(len(heads))]
-    for i, (head, prefix) in enumerate(zip(heads, prefixes)):
-        load_state_strict(head, sub_state(state, prefix), path, f"head {i} ({heads_info[i].get('name')})")
-    domain_state = sub_state(state, "domain")
-    domain = None
-    if kind == "model" and domain_state:
-        k = heads_info[0].get("calibration", {}).get("settings", {}).get("domain_k", 5)
-        domain = DomainIndex.like(domain_state, int(k))
-        load_state_strict(domain, domain_state, path, "domain index")
+    domain = _domain_index(heads_info[0], sub_state(state, "domain"), path) if kind == "model" else None
     model = Predictor(encoder, heads, heads_info, path, domain).eval()
     log.info("loaded %s: %s encoder, %d head(s) -> %s", path, encoder.family, len(heads), ", ".join(model.columns))
     return model
+
+
+def _domain_index(head_info: dict, state: dict, path: str) -> DomainIndex | None:
+    """The training molecules' domain index stored with a calibrated model (None when it has none)."""
+    if not state:
+        return None
+    k = head_info.get("calibration", {}).get("settings", {}).get("domain_k", 5)
+    domain = DomainIndex.like(state, int(k))
+    load_state_strict(domain, state, path, "domain index")
+    return domain
 
 
 def load_ensemble(paths: list[str | Path]) -> list[Predictor]:
@@ -169,9 +175,8 @@ def load_ensemble(paths: list[str | Path]) -> list[Predictor]:
     members = [m for p in paths for m in load_models(p)]
     ref = members[0]
     for m in members[1:]:
-        if m.spec != ref.spec:
-            raise CheckpointError(f"{m.path}: featurizer spec differs from {ref.path}'s, so they cannot form an "
-                                  f"ensemble: {'; '.join(ref.spec.diff(m.spec)[:10])}")
+        ref.spec.require_equal(m.spec, f"{m.path}: featurizer spec differs from {ref.path}'s, so they cannot "
+                                       "form an ensemble", CheckpointError)
         if m.columns != ref.columns:
             raise CheckpointError(f"{m.path}: predicts {m.columns}, but {ref.path} predicts {ref.columns}; "
                                   "ensemble members must predict the same targets")

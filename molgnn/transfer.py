@@ -1,6 +1,6 @@
 """Encoder import (published and plain state dicts), bundles of heads on one encoder, embedding export.
 
-Everything here loads with ``molgnn.checkpoint.safe_load`` (``torch.load(weights_only=True)``): a file is
+Every file here is read by ``molgnn.weights.read_weights`` (``torch.load(weights_only=True)``): a file is
 tensors and primitives, never code. Loading is strict: a missing, unexpected or mis-shaped key is an error
 listing the keys, and a featurizer spec that differs from the expected one is an error listing the fields.
 
@@ -23,12 +23,13 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch
 
-from molgnn.checkpoint import (build_encoder, build_head, encoder_fingerprint, load_state_strict, make_header,
-                               read_header, safe_load, save_atomic, sub_state)
+from molgnn.checkpoint import (encoder_fingerprint, load_state_strict, loaded_encoder, loaded_head, make_header,
+                               read_model_file, save_atomic, sub_state)
 from molgnn.data.graphs import featurize_smiles
 from molgnn.errors import CheckpointError, MolgnnError
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn import ENCODER_FAMILIES
+from molgnn.weights import CHEMPROP_HINT, read_weights
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,17 @@ def _family(family: str) -> type[nn.Module]:
     return ENCODER_FAMILIES[family]
 
 
-def plain_state_dict(blob: dict, path: str | Path, prefix: str | None = None) -> dict[str, torch.Tensor]:
-    """The tensors of a plain PyTorch state dict (or of ``blob["state_dict"]``), optionally only those
-    under ``prefix.`` with the prefix removed. A molgnn checkpoint is refused here (its header knows more)."""
-    if "molgnn" in blob:
+def plain_state_dict(path: str | Path, prefix: str | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a plain PyTorch state dict file (or of its ``state_dict``), optionally only those
+    under ``prefix.`` with the prefix removed. A molgnn checkpoint is refused here (its header knows more),
+    and so is a Chemprop file (``encoder=chemprop`` reads its architecture too)."""
+    weights = read_weights(path)
+    if weights.header is not None:
         raise CheckpointError(f"{path}: this is a molgnn checkpoint; load it with encoder=pretrained "
                               "encoder.path=... (its header carries the spec and architecture)")
-    state = blob["state_dict"] if isinstance(blob.get("state_dict"), dict) else blob
+    if weights.kind == "chemprop":
+        raise CheckpointError(f"{path}: a Chemprop model file, not a plain state dict; {CHEMPROP_HINT}")
+    state = weights.state
     if prefix:
         state = sub_state(state, prefix)
         if not state:
@@ -76,12 +81,10 @@ def load_foreign_encoder(family: str, path: str | Path | None = None, **args) ->
     p = Path(path).expanduser()
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint not found (the published {family} weights: {cls.source})")
-    state = plain_state_dict(safe_load(p), p)
+    state = plain_state_dict(p)
     if hasattr(cls, "published_state"):  # the family's own tensors out of a larger published file
         state = cls.published_state(state)
-    load_state_strict(encoder, state, p, f"{family} encoder")
-    encoder.pretraining = {"source": cls.source, "file": p.name}
-    return encoder
+    return _with_state(encoder, state, p, family, cls.source)
 
 
 def load_state_dict_encoder(family: str, path: str | Path, spec: FeaturizerSpec | None = None,
@@ -95,14 +98,19 @@ def load_state_dict_encoder(family: str, path: str | Path, spec: FeaturizerSpec 
         spec = cls.default_spec()
     encoder = cls(spec=spec, **dict(args or {}))
     p = Path(path).expanduser()
-    state = plain_state_dict(safe_load(p), p, prefix)
+    state = plain_state_dict(p, prefix)
     try:
-        load_state_strict(encoder, state, p, f"{family} encoder")
+        return _with_state(encoder, state, p, family, "state_dict")
     except CheckpointError as exc:
         hint = _guess_prefix(list(encoder.state_dict()), list(state))
         raise CheckpointError(f"{exc}{f' (the weights sit under {hint!r}: set encoder.prefix={hint})' if hint else ''}"
                               ) from None
-    encoder.pretraining = {"source": "state_dict", "file": p.name}
+
+
+def _with_state(encoder: nn.Module, state: dict, path: Path, family: str, source: str) -> nn.Module:
+    """``encoder`` with a plain state dict's tensors loaded strictly and its provenance recorded."""
+    load_state_strict(encoder, state, path, f"{family} encoder")
+    encoder.pretraining = {"source": source, "file": path.name}
     return encoder
 
 
@@ -132,20 +140,15 @@ def bundle_checkpoints(ckpts: list[str | Path], output: str | Path, names: list[
         raise MolgnnError(f"names has {len(names)} entries for {len(ckpts)} checkpoints")
     encoder, ref, heads, state, pretraining = None, None, [], {}, None
     for i, path in enumerate(ckpts):
-        blob = safe_load(path)
-        header = read_header(blob, path)
-        if header["kind"] != "model" or len(header["heads"]) != 1:
-            raise CheckpointError(f"{path}: a {header['kind']} file; a bundle is built from molgnn-train "
-                                  "checkpoints (.ckpt, one head each)")
+        weights = read_model_file(path, "a bundle is built from molgnn-train checkpoints (.ckpt, one head each)")
+        header = weights.header
         if encoder is None:
-            encoder, ref = build_encoder(header, path), path
-            load_state_strict(encoder, sub_state(blob["state_dict"], "encoder"), path, "encoder")
+            encoder, ref = loaded_encoder(header, weights.state, path), path
             fingerprint, pretraining = encoder_fingerprint(encoder), header.get("pretraining")
         _check_same_encoder(header, fingerprint, encoder.spec, path, ref)
         head_info = dict(header["heads"][0])
         head_info["name"] = names[i] if names else head_info.get("name") or f"head{i}"
-        head = build_head(head_info, path)
-        load_state_strict(head, sub_state(blob["state_dict"], "head"), path, "head")
+        head = loaded_head(head_info, sub_state(weights.state, "head"), path, "head")
         heads.append(head_info)
         state.update({f"heads.{i}.{k}": v.detach().cpu() for k, v in head.state_dict().items()})
     duplicate = sorted({h["name"] for h in heads if [x["name"] for x in heads].count(h["name"]) > 1})
@@ -163,9 +166,8 @@ def _check_same_encoder(header: dict, fingerprint: str, spec: FeaturizerSpec, pa
             f"{path}: head {head.get('name')!r} was trained on encoder {head.get('encoder_fingerprint')}, not "
             f"on the bundle's encoder {fingerprint} (from {ref}); train every head with task.freeze_encoder=true "
             "on the same encoder")
-    theirs = FeaturizerSpec.from_dict(header["spec"])
-    if theirs != spec:
-        raise CheckpointError(f"{path}: featurizer spec differs from {ref}'s: {'; '.join(spec.diff(theirs)[:10])}")
+    spec.require_equal(FeaturizerSpec.from_dict(header["spec"]), f"{path}: featurizer spec differs from {ref}'s",
+                       CheckpointError)
 
 
 # ------------------------------------------------------------------------------------- embedding export

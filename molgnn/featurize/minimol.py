@@ -184,9 +184,9 @@ class GraphiumFeaturizer:
     edge_attr long [E, 3] (columns as in ``minimol_spec()``)."""
 
     def __init__(self, spec: FeaturizerSpec):
-        if spec != minimol_spec():
-            raise ValueError(f"the graphium featurizer computes only the {minimol_spec().name!r} spec; "
-                             f"differences: {'; '.join(minimol_spec().diff(spec)[:5])}")
+        expected = minimol_spec()
+        expected.require_equal(spec, f"the graphium featurizer computes only the {expected.name!r} spec; "
+                                     "differences", ValueError)
         self.spec = spec
 
     def __call__(self, mol: Chem.Mol) -> GraphArrays:

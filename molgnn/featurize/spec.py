@@ -112,6 +112,13 @@ class FeaturizerSpec:
         """Human-readable differences between two specs (empty when identical)."""
         return spec_dict_diff(self.to_dict(), other.to_dict())
 
+    def require_equal(self, other: FeaturizerSpec, where: str, error: type[Exception] = ValueError) -> None:
+        """Raise ``error("<where>: <field>: <mine> != <other's>; ...")`` (up to 10 differing fields) unless
+        ``other`` is this spec. ``self`` is the reference (the expected spec), ``other`` the one given;
+        ``where`` opens the message: the file or component and what it is compared with."""
+        if other != self:
+            raise error(f"{where}: {'; '.join(self.diff(other)[:10])}")
+
 
 def spec_dict_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     """List ``path: a != b`` lines for every differing leaf of two nested spec dicts."""
