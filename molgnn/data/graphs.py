@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing as mp
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,9 @@ from torch_geometric.data import Data
 from molgnn.chem.parse import ParseFailure
 from molgnn.featurize.graph import GraphArrays, smiles_to_arrays
 from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.parallel import map_chunks
 
 log = logging.getLogger(__name__)
-
-PARALLEL_MIN_ROWS = 2000
-CHUNK_ROWS = 500
 
 
 @dataclass
@@ -96,30 +93,23 @@ def _from_numpy(packed: dict) -> FeaturizedSmiles:
     return FeaturizedSmiles(graphs, torch.from_numpy(packed["graph_index"]), packed["failures"])
 
 
-def _featurize_chunk_job(args: tuple[list, FeaturizerSpec]) -> dict:
-    smiles, spec = args
+def _featurize_chunk_job(smiles: list, spec: FeaturizerSpec) -> dict:
     return _pack_numpy([smiles_to_arrays(s, spec) for s in smiles], spec)
 
 
 def featurize_chunk(smiles: list, spec: FeaturizerSpec) -> FeaturizedSmiles:
     """Featurize one chunk of SMILES in this process."""
-    return _from_numpy(_featurize_chunk_job((smiles, spec)))
+    return _from_numpy(_featurize_chunk_job(smiles, spec))
 
 
 def featurize_smiles(smiles: list, spec: FeaturizerSpec, num_workers: int | None = None) -> FeaturizedSmiles:
-    """Featurize a list of SMILES, in parallel worker processes when the list is large.
+    """Featurize a list of SMILES, in parallel worker processes when the list is large (``map_chunks``).
 
-    ``num_workers=None`` uses every core for lists of at least 2,000 SMILES; 0 runs in this process.
-    Workers return packed chunks (a few arrays each), not per-molecule objects.
+    ``num_workers=None`` uses every core; 0 runs in this process. Workers return packed chunks (a few arrays
+    each), not per-molecule objects.
     """
-    workers = (os.cpu_count() or 1) if num_workers is None else num_workers
-    jobs = [(smiles[i : i + CHUNK_ROWS], spec) for i in range(0, len(smiles), CHUNK_ROWS)]
-    if workers > 1 and len(smiles) >= PARALLEL_MIN_ROWS:
-        with mp.get_context("fork").Pool(workers) as pool:
-            chunks = [_from_numpy(c) for c in pool.imap(_featurize_chunk_job, jobs)]
-    else:
-        chunks = [_from_numpy(_featurize_chunk_job(job)) for job in jobs]
-    return concat_chunks(chunks, spec)
+    chunks = map_chunks(_featurize_chunk_job, smiles, (spec,), num_workers)
+    return concat_chunks([_from_numpy(c) for c in chunks], spec)
 
 
 def concat_chunks(chunks: list[FeaturizedSmiles], spec: FeaturizerSpec) -> FeaturizedSmiles:

@@ -26,8 +26,9 @@ from molgnn.data.graphs import PackedGraphs, featurize_smiles
 from molgnn.data.loader import graph_loader
 from molgnn.data.table import check_readable, read_frame, table_format
 from molgnn.errors import InputFileError
-from molgnn.featurize.descriptors import DescriptorScaler, check_names, compute_descriptors_cached, map_chunks
+from molgnn.featurize.descriptors import DescriptorScaler, check_names, compute_descriptors_cached
 from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.parallel import map_chunks
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing as mp
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +20,10 @@ from rdkit.Chem import Descriptors
 
 from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.errors import MolgnnError
+from molgnn.parallel import map_chunks
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 500
-PARALLEL_MIN_ROWS = 1000
 ALL_DESCRIPTORS: tuple[str, ...] = tuple(name for name, _ in Descriptors._descList)
 _FUNCTIONS = dict(Descriptors._descList)
 
@@ -62,28 +60,11 @@ def descriptors_chunk(smiles: Sequence, names: Sequence[str]) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _star(args):
-    fn, chunk, extra = args
-    return fn(chunk, *extra)
-
-
-def map_chunks(fn: Callable, items: Sequence, extra: tuple = (), num_workers: int | None = None,
-               chunk_rows: int = CHUNK_ROWS) -> list:
-    """``[fn(chunk, *extra) for chunk in chunks(items)]`` in forked worker processes when there are many
-    items (``num_workers=None``: every core; 0 or 1: this process). Results keep the input order."""
-    workers = (os.cpu_count() or 1) if num_workers is None else num_workers
-    jobs = [(fn, items[i : i + chunk_rows], extra) for i in range(0, len(items), chunk_rows)]
-    if workers > 1 and len(items) >= PARALLEL_MIN_ROWS:
-        with mp.get_context("fork").Pool(workers) as pool:
-            return list(pool.imap(_star, jobs))
-    return [_star(job) for job in jobs]
-
-
 def compute_descriptors(smiles: Sequence, names: Sequence[str] | None = None,
                         num_workers: int | None = None) -> np.ndarray:
     """float32 [R, D] RDKit descriptors of R SMILES, computed in parallel chunks."""
     names = check_names(names)
-    parts = map_chunks(descriptors_chunk, list(smiles), (names,), num_workers)
+    parts = list(map_chunks(descriptors_chunk, list(smiles), (names,), num_workers))
     return np.concatenate(parts) if parts else np.zeros((0, len(names)), dtype=np.float32)
 
 

@@ -3,7 +3,7 @@ window of chunks ahead of the forward pass, and PyG batches collated straight fr
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import itertools
 from collections import deque
 from collections.abc import Iterator
 
@@ -16,6 +16,7 @@ from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.featurize.descriptors import mol_descriptors
 from molgnn.featurize.graph import _featurizer_for
 from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.parallel import imap_ordered
 from molgnn.uncertainty.domain import FP_BITS, morgan_bits
 
 JOB_ROWS = 1000        # SMILES per worker job (unit of parallelism); chunk_rows is the unit of commit/resume
@@ -67,10 +68,6 @@ def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str], fin
     }
 
 
-def _featurize_star(args: tuple) -> dict:
-    return featurize_job(*args)
-
-
 def iter_batches(packed: dict, batch_size: int) -> Iterator[Batch]:
     """Collate PyG batches of up to ``batch_size`` graphs directly from a job's packed arrays (no per-molecule
     ``Data`` objects): x long [N, Fa], edge_index long [2, E], edge_attr long [E, Fb], batch long [N],
@@ -89,14 +86,14 @@ def iter_batches(packed: dict, batch_size: int) -> Iterator[Batch]:
                     desc=desc[a:b], **extra)
 
 
-class _Now:
-    """A job run in this process when its result is asked for (the no-worker path of ``featurized_chunks``)."""
+class _Ready:
+    """A job's packed arrays, already computed (``predict_jobs`` takes each job's ``.get()``)."""
 
-    def __init__(self, job: tuple):
-        self.job = job
+    def __init__(self, packed: dict):
+        self.packed = packed
 
     def get(self) -> dict:
-        return featurize_job(*self.job)
+        return self.packed
 
 
 def featurized_chunks(chunks: Iterator[tuple[int, pd.DataFrame]], smiles_col: str, spec: FeaturizerSpec,
@@ -104,23 +101,29 @@ def featurized_chunks(chunks: Iterator[tuple[int, pd.DataFrame]], smiles_col: st
                       ) -> Iterator[tuple[int, pd.DataFrame, list]]:
     """(k, frame) -> (k, frame, jobs), each job's ``.get()`` giving its packed arrays (``featurize_job``).
 
-    With workers >= 1 the jobs run in a fork Pool while the caller predicts earlier ones: the jobs of the
-    next ``window`` chunks are queued before chunk k is handed out, and no more (``Pool.imap`` would read
-    the whole file ahead), so memory stays bounded by ``window`` chunks.
+    Jobs of ``JOB_ROWS`` SMILES go through ``imap_ordered``; with workers >= 1 they run in forked workers
+    while the caller predicts earlier chunks, at most ``window`` chunks' jobs ahead of the chunk handed out
+    (the input is read no further), so memory stays bounded by ``window`` + 1 chunks. 0 workers: this process.
     """
-    def jobs(frame):
-        smiles = frame[smiles_col].tolist()
-        return [(smiles[i : i + JOB_ROWS], spec, desc_names, fingerprints) for i in range(0, len(smiles), JOB_ROWS)]
-
-    if workers <= 0:
-        for k, frame in chunks:
-            yield k, frame, [_Now(job) for job in jobs(frame)]
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
         return
-    with mp.get_context("fork").Pool(workers) as pool:
-        pending: deque = deque()
-        for k, frame in chunks:
-            pending.append((k, frame, [pool.apply_async(_featurize_star, (job,)) for job in jobs(frame)]))
-            if len(pending) > window:
-                yield pending.popleft()
-        while pending:
-            yield pending.popleft()
+    frames: deque = deque()  # (k, frame, number of jobs) of each chunk whose jobs were read
+
+    def jobs():
+        for k, frame in itertools.chain([first], chunks):
+            smiles = frame[smiles_col].tolist()
+            starts = range(0, max(len(smiles), 1), JOB_ROWS)  # an empty chunk is one empty job
+            frames.append((k, frame, len(starts)))
+            for i in starts:
+                yield smiles[i : i + JOB_ROWS], spec, desc_names, fingerprints
+
+    per_chunk = -(-max(len(first[1]), 1) // JOB_ROWS)  # later chunks are no larger than the first
+    done: list = []
+    for packed in imap_ordered(featurize_job, jobs(), workers, window * per_chunk + 1):
+        done.append(_Ready(packed))
+        if len(done) == frames[0][2]:
+            k, frame, _ = frames.popleft()
+            yield k, frame, done
+            done = []
