@@ -4,7 +4,6 @@ acquisition strategy (molgnn.uncertainty.select) over the predicted mean and spr
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_l
 from molgnn.errors import MolgnnError
 from molgnn.data.table import check_readable
 from molgnn.predict import input_columns, parts_dir, predict_file
+from molgnn.storage import atomic_write
 from molgnn.uncertainty.outputs import ROW_COLUMNS
 from molgnn.uncertainty.select import NEEDS_BEST, NEEDS_STD, STRATEGIES, acquisition, rank
 
@@ -104,15 +104,7 @@ def select(cfg: DictConfig) -> pd.DataFrame:
 
 def write_atomic(frame: pd.DataFrame, output: Path, fmt: str) -> None:
     """Write ``frame`` to a temporary name beside ``output``, then rename it into place."""
-    tmp = output.parent / f".{output.name}.tmp"
-    try:
-        if fmt == "csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(output, lambda tmp: frame.to_csv(tmp, index=False) if fmt == "csv" else frame.to_parquet(tmp, index=False))
 
 
 @config_errors_as_one_line("molgnn-select")

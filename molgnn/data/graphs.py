@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from molgnn.chem.parse import ParseFailure
 from molgnn.featurize.graph import GraphArrays, smiles_to_arrays
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.parallel import map_chunks
+from molgnn.storage import cached, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +149,27 @@ def collect_results(results: list[GraphArrays | ParseFailure], spec: FeaturizerS
     return _from_numpy(_pack_numpy(results, spec))
 
 
+def table_key(path: str | Path, smiles_col: str) -> str:
+    """Names a table's SMILES for caches: hash of the file's bytes + hash of the SMILES column name."""
+    return f"{file_digest(path)}-{hashlib.sha256(smiles_col.encode()).hexdigest()[:6]}"
+
+
 def cache_key(path: Path, smiles_col: str, spec: FeaturizerSpec) -> str:
-    """Cache key: hash of the file's bytes + SMILES column + the spec fingerprint."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    digest.update(smiles_col.encode())
-    return f"{digest.hexdigest()[:20]}-{spec.fingerprint()}"
+    """Cache key of a table's graphs: ``table_key`` + the spec fingerprint."""
+    return f"{table_key(path, smiles_col)}-{spec.fingerprint()}"
+
+
+def _save_blob(result: FeaturizedSmiles, path: Path) -> None:
+    rows = sorted(result.failures)
+    torch.save({**result.graphs.to_dict(), "graph_index": result.graph_index,
+                "failure_rows": torch.tensor(rows, dtype=torch.long),
+                "failure_reasons": [result.failures[k] for k in rows]}, path)
+
+
+def _load_blob(path: Path) -> FeaturizedSmiles:
+    blob = torch.load(path, weights_only=True)
+    failures = {int(k): v for k, v in zip(blob["failure_rows"].tolist(), blob["failure_reasons"])}
+    return FeaturizedSmiles(PackedGraphs.from_dict(blob), blob["graph_index"], failures)
 
 
 def featurize_file_cached(
@@ -164,23 +177,5 @@ def featurize_file_cached(
     num_workers: int | None = None,
 ) -> FeaturizedSmiles:
     """``featurize_smiles`` with an on-disk cache keyed by ``cache_key``; a second run does no RDKit work."""
-    if cache_dir is None:
-        return featurize_smiles(smiles, spec, num_workers)
-    cache_file = Path(cache_dir) / f"graphs-{cache_key(path, smiles_col, spec)}.pt"
-    if cache_file.exists():
-        try:
-            blob = torch.load(cache_file, weights_only=True)
-            log.info("graph cache hit: %s", cache_file)
-            failures = {int(k): v for k, v in zip(blob["failure_rows"].tolist(), blob["failure_reasons"])}
-            return FeaturizedSmiles(PackedGraphs.from_dict(blob), blob["graph_index"], failures)
-        except Exception as exc:  # a damaged cache is rebuilt, never trusted
-            log.warning("ignoring unreadable graph cache %s: %s", cache_file, exc)
-    result = featurize_smiles(smiles, spec, num_workers)
-    blob = {**result.graphs.to_dict(), "graph_index": result.graph_index,
-            "failure_rows": torch.tensor(sorted(result.failures), dtype=torch.long),
-            "failure_reasons": [result.failures[k] for k in sorted(result.failures)]}
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-    torch.save(blob, tmp)
-    os.replace(tmp, cache_file)
-    return result
+    cache_file = None if cache_dir is None else Path(cache_dir) / f"graphs-{cache_key(path, smiles_col, spec)}.pt"
+    return cached(cache_file, lambda: featurize_smiles(smiles, spec, num_workers), _save_blob, _load_blob)

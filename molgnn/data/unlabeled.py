@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from molgnn.errors import InputFileError
 from molgnn.featurize.descriptors import DescriptorScaler, check_names, compute_descriptors_cached
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.parallel import map_chunks
+from molgnn.storage import cached, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,6 @@ def read_smiles_column(path: str | Path, smiles_col: str) -> list[str]:
         raise InputFileError(f"{p}: no column {smiles_col!r} (from data.smiles_col); columns are: "
                              f"{', '.join(map(str, frame.columns[:20]))}")
     return frame[cols[smiles_col.lower()]].astype(str).tolist()
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:20]
 
 
 def canonical_chunk(smiles: Sequence) -> list[str]:
@@ -88,20 +80,7 @@ def excluded_smiles(entries: Sequence[dict]) -> set[str]:
 
 def _cached(cache_dir, name: str, compute):
     """Load ``cache_dir/name`` (a weights_only torch file) or compute and store it."""
-    if cache_dir is None:
-        return compute()
-    path = Path(cache_dir) / name
-    if path.exists():
-        try:
-            return torch.load(path, weights_only=True)
-        except Exception as exc:
-            log.warning("ignoring unreadable cache %s: %s", path, exc)
-    blob = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
-    return blob
+    return cached(None if cache_dir is None else Path(cache_dir) / name, compute)
 
 
 class UnlabeledGraphs(Dataset):

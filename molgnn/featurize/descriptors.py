@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from rdkit.Chem import Descriptors
 from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.errors import MolgnnError
 from molgnn.parallel import map_chunks
+from molgnn.storage import cached
 
 log = logging.getLogger(__name__)
 
@@ -77,24 +77,19 @@ def compute_descriptors_cached(data_key: str, smiles: Sequence, names: Sequence[
     """``compute_descriptors`` cached under ``cache_dir`` by ``data_key`` (identifies the file and rows,
     e.g. its content hash) + the descriptor list; a second run does no RDKit work."""
     names = check_names(names)
-    if cache_dir is None:
+    path = None if cache_dir is None else Path(cache_dir) / f"descriptors-{data_key}-{names_digest(names)}.pt"
+
+    def load(p: Path) -> np.ndarray:
+        blob = torch.load(p, weights_only=True)
+        if blob["names"] != names or blob["values"].shape[0] != len(smiles):
+            raise ValueError("descriptor names or row count differ")
+        return blob["values"].numpy()
+
+    def compute() -> np.ndarray:
+        log.info("computing %d RDKit descriptors for %d molecules", len(names), len(smiles))
         return compute_descriptors(smiles, names, num_workers)
-    path = Path(cache_dir) / f"descriptors-{data_key}-{names_digest(names)}.pt"
-    if path.exists():
-        try:
-            blob = torch.load(path, weights_only=True)
-            if blob["names"] == names and blob["values"].shape[0] == len(smiles):
-                log.info("descriptor cache hit: %s", path)
-                return blob["values"].numpy()
-        except Exception as exc:  # a damaged cache is rebuilt, never trusted
-            log.warning("ignoring unreadable descriptor cache %s: %s", path, exc)
-    log.info("computing %d RDKit descriptors for %d molecules", len(names), len(smiles))
-    values = compute_descriptors(smiles, names, num_workers)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"names": names, "values": torch.from_numpy(values)}, tmp)
-    os.replace(tmp, path)
-    return values
+
+    return cached(path, compute, lambda v, p: torch.save({"names": names, "values": torch.from_numpy(v)}, p), load)
 
 
 @dataclass

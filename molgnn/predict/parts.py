@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import pyarrow.parquet as pq
 import torch
 
 from molgnn.errors import MolgnnError
+from molgnn.storage import atomic_write
 
 log = logging.getLogger("molgnn.predict")
 
@@ -32,9 +32,7 @@ def _chunk_file(parts: Path, k: int, fmt: str) -> Path:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def parquet_schema(columns: list[str], pred_cols: list[str]) -> pa.Schema:
@@ -48,13 +46,14 @@ def write_chunk(parts: Path, k: int, frame: pd.DataFrame, fmt: str, schema: pa.S
     existing chunk file is always complete. CSV parts have no header line."""
     stats = {"rows": len(frame), "valid": int(frame["valid"].sum())}
     _atomic_write_text(parts / f"chunk-{k:09d}.json", json.dumps(stats))
-    path = _chunk_file(parts, k, fmt)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    if fmt == "csv":
-        tmp.write_bytes(frame.to_csv(index=False, header=False, lineterminator="\n", float_format="%.7g").encode())
-    else:
-        pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        if fmt == "csv":
+            tmp.write_bytes(frame.to_csv(index=False, header=False, lineterminator="\n", float_format="%.7g").encode())
+        else:
+            pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
+
+    atomic_write(_chunk_file(parts, k, fmt), write)
 
 
 def start_parts(parts: Path, meta: dict, resume: bool, rank: int, world_size: int) -> set[int]:
@@ -133,24 +132,27 @@ def merge_parts(output: str | Path, world_size: int = 1) -> dict:
     missing = [k for k in range(n_chunks) if not _chunk_file(parts, k, fmt).exists()]
     if missing:
         raise MolgnnError(f"{parts}: chunks {missing[:10]} are missing; rerun with resume=true")
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
     stats = {"rows": 0, "valid": 0}
+    for k in range(n_chunks):
+        chunk_stats = json.loads((parts / f"chunk-{k:09d}.json").read_text())
+        stats = {key: stats[key] + chunk_stats[key] for key in stats}
+    atomic_write(output, lambda tmp: _concat_chunks(parts, tmp, n_chunks, fmt, columns, meta))
+    shutil.rmtree(parts, ignore_errors=True)
+    return stats
+
+
+def _concat_chunks(parts: Path, dest: Path, n_chunks: int, fmt: str, columns: list[str], meta: dict) -> None:
+    """Header + chunks 0..n_chunks-1 into ``dest`` (CSV: a byte copy; Parquet: one row group per chunk)."""
     if fmt == "csv":
-        with open(tmp, "wb") as out:
+        with open(dest, "wb") as out:
             out.write(pd.DataFrame(columns=columns).to_csv(index=False, lineterminator="\n").encode())
             for k in range(n_chunks):
                 with open(_chunk_file(parts, k, fmt), "rb") as fh:
                     shutil.copyfileobj(fh, out, 1 << 22)
-    else:
-        schema = parquet_schema(columns, meta["prediction_columns"])
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for k in range(n_chunks):
-                writer.write_table(pq.read_table(_chunk_file(parts, k, fmt), schema=schema))
-            if n_chunks == 0:
-                writer.write_table(schema.empty_table())
-    for k in range(n_chunks):
-        chunk_stats = json.loads((parts / f"chunk-{k:09d}.json").read_text())
-        stats = {key: stats[key] + chunk_stats[key] for key in stats}
-    os.replace(tmp, output)
-    shutil.rmtree(parts, ignore_errors=True)
-    return stats
+        return
+    schema = parquet_schema(columns, meta["prediction_columns"])
+    with pq.ParquetWriter(dest, schema) as writer:
+        for k in range(n_chunks):
+            writer.write_table(pq.read_table(_chunk_file(parts, k, fmt), schema=schema))
+        if n_chunks == 0:
+            writer.write_table(schema.empty_table())
