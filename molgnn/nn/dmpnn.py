@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch_geometric.nn import JumpingKnowledge
 from torch_geometric.utils import scatter
 
 from molgnn.featurize.spec import FeaturizerSpec
@@ -54,6 +55,7 @@ class DMPNNEncoder(nn.Module):
         if virtual_node:
             self.virtual_node = VirtualNode(hidden_dim, 1)  # shared over depth, like W_h
         self.pair_norm = make_pair_norm(pair_norm)
+        self.jk = JumpingKnowledge(jk) if jk != "last" else None  # cat / max: no parameters
 
     @property
     def out_dim(self) -> int:
@@ -95,9 +97,7 @@ class DMPNNEncoder(nn.Module):
         """Per-step atom sums of incoming edge states (num_layers x float [N, d]) and atom outputs [N, d]."""
         states, dst = self._edge_states(batch)
         sums = [scatter(h, dst, dim=0, dim_size=batch.x.size(0), reduce="sum") for h in states]
-        jk = self.args["jk"]
-        atom_msg = sums[-1] if jk == "last" else (torch.cat(sums, -1) if jk == "cat"
-                                                  else torch.stack(sums).amax(0))
+        atom_msg = sums[-1] if self.jk is None else self.jk(sums)
         return sums, self.dropout(torch.relu(self.output_atom(batch.x) + self.output_msg(atom_msg)))
 
     def node_embeddings(self, batch) -> torch.Tensor:

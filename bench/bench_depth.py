@@ -1,0 +1,158 @@
+"""Depth benchmark (issue #19): test RMSE against encoder depth, plain vs each depth switch, with the
+oversmoothing diagnostics of every run beside it.
+
+    python bench/bench_depth.py                                   # the full grid (hours on 2 CPU cores)
+    python bench/bench_depth.py --datasets esol adme_sol --seeds 0 --depths 2 4 12
+    python bench/bench_depth.py --report-only                     # tables from the runs already finished
+
+Every run is a molgnn-train subprocess into <out>/<family>/<dataset>/<mode>_L<depth>_s<seed>/ and is
+skipped when its metrics.json exists, so an interrupted benchmark resumes where it stopped. The grid is
+walked seed by seed, depth 2, 4, 12 before 8, 16, so a partial run answers the bar's question first.
+
+Choice of the compared models is honest: "best shallow" is the (switch, depth <= 4) with the lowest mean
+validation RMSE; "best mitigated at 12" is the non-plain switch with the lowest mean validation RMSE at
+depth 12. Their test RMSEs are reported, never used for the choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, dataset_overrides, markdown_table, run_train  # noqa: E402
+
+MODES: dict[str, list[str]] = {
+    "plain": [],
+    "residual": ["encoder.residual=true"],
+    "jk": ["encoder.jk=max"],
+    "virtual_node": ["encoder.virtual_node=true"],
+    "pair_norm": ["encoder.pair_norm=true"],
+    "drop_edge": ["encoder.drop_edge=0.1"],
+    "res+vn+jk": ["encoder.residual=true", "encoder.virtual_node=true", "encoder.jk=max"],
+}
+FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
+DEPTHS = (2, 4, 12, 8, 16)
+DATASETS = ("esol", "lipophilicity", "adme_sol", "adme_hlm")
+DIAG_KEYS = ("last_node_cosine", "energy_ratio_last_to_first", "last_node_effective_rank")
+
+
+def run_dir(out: Path, family: str, dataset: str, mode: str, depth: int, seed: int) -> Path:
+    return out / family / dataset / f"{mode}_L{depth}_s{seed}"
+
+
+def overrides(family: str, dataset: str, mode: str, depth: int, seed: int, epochs: int) -> list[str]:
+    return [*dataset_overrides(dataset), *FAMILY_PLAIN[family], *MODES[mode], f"encoder.num_layers={depth}",
+            f"seed={seed}", f"trainer.max_epochs={epochs}", "uncertainty=none", "logger=none"]
+
+
+def run_grid(args) -> None:
+    for seed in args.seeds:
+        for family in args.families:
+            for dataset in args.datasets:
+                for depth in args.depths:
+                    for mode in args.modes:
+                        d = run_dir(args.out, family, dataset, mode, depth, seed)
+                        m = run_train(overrides(family, dataset, mode, depth, seed, args.epochs), d, args.threads)
+                        print(f"{family} {dataset} {mode} L{depth} s{seed}: test rmse {m['test/rmse']:.4f} "
+                              f"val {m['val/rmse']:.4f} node_cos {m.get('diagnostics/last_node_cosine', 0):.3f}",
+                              flush=True)
+
+
+def collect(out: Path) -> dict:
+    """{(family, dataset, mode, depth): [metrics dicts of the finished seeds]}."""
+    found: dict = {}
+    for path in sorted(out.glob("*/*/*_L*_s*/metrics.json")):
+        family, dataset, name = path.parts[-4], path.parts[-3], path.parts[-2]
+        mode, rest = name.rsplit("_L", 1)
+        depth = int(rest.split("_s")[0])
+        found.setdefault((family, dataset, mode, depth), []).append(json.loads(path.read_text()))
+    return found
+
+
+def _mean(runs: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.mean(vals) if vals else None
+
+
+def _cell(runs: list[dict]) -> str:
+    rmse = [r["test/rmse"] for r in runs]
+    sd = f" ± {statistics.stdev(rmse):.3f}" if len(rmse) > 1 else ""
+    cos = _mean(runs, "diagnostics/last_node_cosine")
+    return f"{statistics.mean(rmse):.3f}{sd} (n={len(rmse)}; cos {cos:.2f})" if cos is not None else \
+        f"{statistics.mean(rmse):.3f}{sd} (n={len(rmse)})"
+
+
+def report(out: Path) -> str:
+    found = collect(out)
+    lines = ["# Depth benchmark (bench/bench_depth.py)", "",
+             "Cells: mean test RMSE ± sd over seeds (n seeds; cos = mean pairwise cosine of the atoms within a "
+             "molecule at the last layer, validation molecules). Modes: see MODES in bench/bench_depth.py.", ""]
+    for family, dataset in sorted({(k[0], k[1]) for k in found}):
+        depths = sorted({k[3] for k in found if k[:2] == (family, dataset)})
+        modes = [m for m in MODES if any(k[:3] == (family, dataset, m) for k in found)]
+        rows = [[mode, *[_cell(found[(family, dataset, mode, d)]) if (family, dataset, mode, d) in found else ""
+                         for d in depths]] for mode in modes]
+        lines += [f"## {family} on {dataset}", "", markdown_table(["mode", *[f"depth {d}" for d in depths]], rows),
+                  "", *_collapse(found, family, dataset, depths), *_bar(found, family, dataset), ""]
+    return "\n".join(lines)
+
+
+def _collapse(found, family, dataset, depths) -> list[str]:
+    """The plain encoder's diagnostics against depth (does it collapse?)."""
+    cells = []
+    for d in depths:
+        runs = found.get((family, dataset, "plain", d))
+        if runs:
+            vals = [_mean(runs, f"diagnostics/{k}") for k in DIAG_KEYS]
+            cells.append(f"L{d}: " + ", ".join(f"{k.split('_', 1)[1]} {v:.3g}" for k, v in zip(DIAG_KEYS, vals)
+                                              if v is not None))
+    return ["Plain encoder diagnostics by depth: " + "; ".join(cells), ""] if cells else []
+
+
+def _bar(found, family, dataset) -> list[str]:
+    """Best shallow (depth <= 4, any mode) vs best mitigated and plain at depth 12; chosen on validation."""
+    shallow = [(k, v) for k, v in found.items() if k[:2] == (family, dataset) and k[3] <= 4]
+    deep = [(k, v) for k, v in found.items() if k[:2] == (family, dataset) and k[3] == 12 and k[2] != "plain"]
+    plain = found.get((family, dataset, "plain", 12))
+    if not shallow or not deep:
+        return ["Bar: not enough finished runs yet (needs depth <= 4 and mitigated depth 12)."]
+    best_s = min(shallow, key=lambda kv: _mean(kv[1], "val/rmse"))
+    best_d = min(deep, key=lambda kv: _mean(kv[1], "val/rmse"))
+    s_rmse, d_rmse = _mean(best_s[1], "test/rmse"), _mean(best_d[1], "test/rmse")
+    gap = d_rmse / s_rmse - 1
+    text = (f"Bar (chosen on validation): best shallow = {best_s[0][2]} L{best_s[0][3]} test {s_rmse:.3f} "
+            f"(n={len(best_s[1])}); best mitigated at 12 = {best_d[0][2]} test {d_rmse:.3f} (n={len(best_d[1])}), "
+            f"gap {100 * gap:+.1f}% -> {'within' if gap <= 0.02 else 'NOT within'} 2%")
+    if plain:
+        text += f"; plain at 12: test {_mean(plain, 'test/rmse'):.3f}, gap {100 * (_mean(plain, 'test/rmse') / s_rmse - 1):+.1f}%"
+    return [text + "."]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    p.add_argument("--families", nargs="+", default=["dmpnn", "gine"], choices=list(FAMILY_PLAIN))
+    p.add_argument("--depths", nargs="+", type=int, default=list(DEPTHS))
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0")) or None)
+    p.add_argument("--out", type=Path, default=ROOT / "bench_runs" / "depth")
+    p.add_argument("--results", type=Path, default=None, help="also write the report here (markdown)")
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    if not args.report_only:
+        run_grid(args)
+    text = report(args.out)
+    print(text)
+    if args.results:
+        args.results.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
