@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from molgnn.data import graphs as graphs_mod
+from molgnn.data import engine as engine_mod
 from molgnn.data.datamodule import MoleculeDataModule
-from molgnn.data.graphs import featurize_file_cached, featurize_smiles
+from molgnn.data.engine import Products, featurize_cached
+from molgnn.data.graphs import featurize_smiles, table_key
 from molgnn.data.scaler import TargetScaler
 from molgnn.data.split import PredefinedSplit, RandomSplit, ScaffoldSplit
 from molgnn.data.table import read_labeled_table
@@ -58,17 +59,21 @@ def test_cache_second_run_does_no_rdkit_work(fixtures, tmp_path, monkeypatch):
     spec = default_spec()
     path = fixtures / "esol_small.csv"
     smiles = pd.read_csv(path).smiles.tolist()
-    first = featurize_file_cached(path, "smiles", smiles, spec, tmp_path)
-    assert len(list(tmp_path.glob("graphs-*.pt"))) == 1
+    products = Products(spec, scaffolds=True)
+    first = featurize_cached(table_key(path, "smiles"), smiles, products, tmp_path)
+    assert len(list(tmp_path.glob("features-*.pt"))) == 1
 
     def boom(*a, **k):
         raise AssertionError("featurized again despite the cache")
 
-    monkeypatch.setattr(graphs_mod, "featurize_smiles", boom)
-    second = featurize_file_cached(path, "smiles", smiles, spec, tmp_path)
-    assert torch.equal(first.graphs.x, second.graphs.x) and torch.equal(first.graph_index, second.graph_index)
-    blob = torch.load(next(tmp_path.glob("graphs-*.pt")), weights_only=True)
-    assert "x" in blob
+    monkeypatch.setattr(engine_mod, "featurize", boom)
+    second = featurize_cached(table_key(path, "smiles"), smiles, products, tmp_path)
+    assert torch.equal(first.graphs.graphs.x, second.graphs.graphs.x)
+    assert torch.equal(first.graphs.graph_index, second.graphs.graph_index) and first.scaffolds == second.scaffolds
+    blob = torch.load(next(tmp_path.glob("features-*.pt")), weights_only=True)
+    assert "x" in blob["graphs"]
+    with pytest.raises(AssertionError, match="featurized again"):  # another product set is another cache
+        featurize_cached(table_key(path, "smiles"), smiles, Products(spec), tmp_path)
 
 
 def test_parallel_featurization_matches_serial():

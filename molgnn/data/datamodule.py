@@ -1,4 +1,5 @@
-"""LightningDataModule for labeled molecule tables: read -> featurize (cached) -> split -> scale -> loaders."""
+"""LightningDataModule for labeled molecule tables: read -> featurize once (graphs, scaffolds and descriptors
+as the run needs them; cached) -> split -> scale -> loaders."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.loader import DataLoader
 
-from molgnn.data.graphs import PackedGraphs, cache_key, featurize_file_cached
+from molgnn.data.engine import Products, featurize_cached
+from molgnn.data.graphs import PackedGraphs, table_key
 from molgnn.data.loader import graph_loader
 from molgnn.data.scaler import TargetScaler
 from molgnn.data.table import read_labeled_table
 from molgnn.errors import InputFileError
-from molgnn.featurize.descriptors import DescriptorScaler, check_names, compute_descriptors_cached
+from molgnn.featurize.descriptors import DescriptorScaler, check_names
 from molgnn.featurize.spec import FeaturizerSpec
 
 log = logging.getLogger(__name__)
@@ -70,8 +72,11 @@ class MoleculeDataModule(L.LightningDataModule):
         if self._ready:
             return
         table = read_labeled_table(self.path, self.smiles_col, self.target_cols)
-        feats = featurize_file_cached(self.path, self.smiles_col, table.smiles, self.spec, self.cache_dir,
-                                      self.featurize_workers)
+        scaffolds = bool(getattr(self.splitter, "uses_scaffolds", False))
+        products = Products(self.spec, scaffolds=scaffolds, descriptors=tuple(self.descriptor_names or ()))
+        features = featurize_cached(table_key(self.path, self.smiles_col), table.smiles, products, self.cache_dir,
+                                    self.featurize_workers)  # each SMILES parsed once for every product
+        feats = features.graphs
         problems = {**table.problems, **feats.failures}  # a SMILES failure is the more basic reason
         self.invalid_rows = pd.DataFrame(
             [{"row": r, "line": r + 2, "smiles": table.smiles[r], "reason": problems[r]} for r in sorted(problems)],
@@ -81,24 +86,22 @@ class MoleculeDataModule(L.LightningDataModule):
         if not usable:
             raise InputFileError(f"{self.path}: no valid rows ({len(problems)} invalid; first: "
                                  f"line {self.invalid_rows.line.iloc[0]}: {self.invalid_rows.reason.iloc[0]})")
-        self.split = self.splitter(table.smiles, usable)
+        self.split = self.splitter(table.smiles, usable, **({"scaffolds": features.scaffolds} if scaffolds else {}))
         for key in ("train", "valid"):
             if not self.split[key]:
                 raise InputFileError(f"{self.path}: the {key} split is empty ({len(usable)} usable rows)")
         targets = torch.from_numpy(table.targets)
         self.scaler = TargetScaler.fit(targets[self.split["train"]])
         self.smiles, self.target_names = table.smiles, table.target_names
-        desc = self._descriptors(table.smiles) if self.descriptor_names else None
+        desc = self._descriptors(features.descriptors) if self.descriptor_names else None
         self.datasets = {k: LabeledGraphs(feats.graphs, feats.graph_index, targets, rows, desc)
                          for k, rows in self.split.items()}
         log.info("%s: %d rows, %d usable, %d invalid; split %s", self.path, len(table.smiles), len(usable),
                  len(problems), {k: len(v) for k, v in self.split.items()})
         self._ready = True
 
-    def _descriptors(self, smiles: list[str]) -> torch.Tensor:
-        """Standardized RDKit descriptors of every row, float32 [R, D]; the scaler is fitted on train rows."""
-        key = f"{cache_key(self.path, self.smiles_col, self.spec).split('-')[0]}-table"
-        raw = compute_descriptors_cached(key, smiles, self.descriptor_names, self.cache_dir, self.featurize_workers)
+    def _descriptors(self, raw) -> torch.Tensor:
+        """Raw descriptors float32 [R, D_all] -> standardized float32 [R, D]; the scaler is fitted on train rows."""
         self.descriptor_scaler = DescriptorScaler.fit(raw[self.split["train"]], self.descriptor_names)
         return torch.from_numpy(self.descriptor_scaler.transform(raw))
 

@@ -1,4 +1,5 @@
-"""Packed graph storage and parallel, cached featurization of SMILES lists.
+"""Packed graph storage: the graphs of a SMILES list in a few flat tensors, built from per-molecule arrays
+(``pack_numpy``, in featurization workers), joined across chunks and written to caches as plain tensors.
 
 ``PackedGraphs`` keeps every graph of a file in a few flat tensors (CSR-style offsets), so a million
 molecules cost a few hundred MB, not a million Python objects, and the cache is one ``weights_only`` file.
@@ -16,10 +17,9 @@ import torch
 from torch_geometric.data import Data
 
 from molgnn.chem.parse import ParseFailure
-from molgnn.featurize.graph import GraphArrays, smiles_to_arrays
+from molgnn.featurize.graph import GraphArrays
 from molgnn.featurize.spec import FeaturizerSpec
-from molgnn.parallel import map_chunks
-from molgnn.storage import cached, file_digest
+from molgnn.storage import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,20 @@ class FeaturizedSmiles:
     graph_index: torch.Tensor
     failures: dict[int, str]
 
+    def to_blob(self) -> dict:
+        """Tensors and lists only (a ``weights_only`` torch file)."""
+        rows = sorted(self.failures)
+        return {**self.graphs.to_dict(), "graph_index": self.graph_index,
+                "failure_rows": torch.tensor(rows, dtype=torch.long),
+                "failure_reasons": [self.failures[k] for k in rows]}
 
-def _pack_numpy(results: list[GraphArrays | ParseFailure], spec: FeaturizerSpec) -> dict:
+    @classmethod
+    def from_blob(cls, blob: dict) -> FeaturizedSmiles:
+        failures = {int(k): v for k, v in zip(blob["failure_rows"].tolist(), blob["failure_reasons"])}
+        return cls(PackedGraphs.from_dict(blob), blob["graph_index"], failures)
+
+
+def pack_numpy(results: list[GraphArrays | ParseFailure], spec: FeaturizerSpec) -> dict:
     """Per-row results -> a few numpy arrays + failures. Numpy only: safe inside forked workers, where
     torch's thread pools must not be touched."""
     failures = {row: r.reason for row, r in enumerate(results) if isinstance(r, ParseFailure)}
@@ -87,29 +99,18 @@ def _pack_numpy(results: list[GraphArrays | ParseFailure], spec: FeaturizerSpec)
     }
 
 
-def _from_numpy(packed: dict) -> FeaturizedSmiles:
+def from_numpy(packed: dict) -> FeaturizedSmiles:
     graphs = PackedGraphs(**{k: torch.from_numpy(np.ascontiguousarray(packed[k]).astype(np.int64, copy=False))
                              for k in ("x", "edge_index", "edge_attr", "node_ptr", "edge_ptr")})
     return FeaturizedSmiles(graphs, torch.from_numpy(packed["graph_index"]), packed["failures"])
 
 
-def _featurize_chunk_job(smiles: list, spec: FeaturizerSpec) -> dict:
-    return _pack_numpy([smiles_to_arrays(s, spec) for s in smiles], spec)
-
-
-def featurize_chunk(smiles: list, spec: FeaturizerSpec) -> FeaturizedSmiles:
-    """Featurize one chunk of SMILES in this process."""
-    return _from_numpy(_featurize_chunk_job(smiles, spec))
-
-
 def featurize_smiles(smiles: list, spec: FeaturizerSpec, num_workers: int | None = None) -> FeaturizedSmiles:
-    """Featurize a list of SMILES, in parallel worker processes when the list is large (``map_chunks``).
+    """Graphs of a list of SMILES (``engine.featurize`` with graphs only), in parallel worker processes when
+    the list is large: ``num_workers=None`` every core, 0 this process."""
+    from molgnn.data.engine import Products, featurize  # the engine builds on this module's packing
 
-    ``num_workers=None`` uses every core; 0 runs in this process. Workers return packed chunks (a few arrays
-    each), not per-molecule objects.
-    """
-    chunks = map_chunks(_featurize_chunk_job, smiles, (spec,), num_workers)
-    return concat_chunks([_from_numpy(c) for c in chunks], spec)
+    return featurize(smiles, Products(spec), num_workers).graphs
 
 
 def concat_chunks(chunks: list[FeaturizedSmiles], spec: FeaturizerSpec) -> FeaturizedSmiles:
@@ -146,36 +147,9 @@ def _cat_offsets(ptrs: list[torch.Tensor]) -> torch.Tensor:
 
 def collect_results(results: list[GraphArrays | ParseFailure], spec: FeaturizerSpec) -> FeaturizedSmiles:
     """Pack per-row featurization results into a ``FeaturizedSmiles``."""
-    return _from_numpy(_pack_numpy(results, spec))
+    return from_numpy(pack_numpy(results, spec))
 
 
 def table_key(path: str | Path, smiles_col: str) -> str:
     """Names a table's SMILES for caches: hash of the file's bytes + hash of the SMILES column name."""
     return f"{file_digest(path)}-{hashlib.sha256(smiles_col.encode()).hexdigest()[:6]}"
-
-
-def cache_key(path: Path, smiles_col: str, spec: FeaturizerSpec) -> str:
-    """Cache key of a table's graphs: ``table_key`` + the spec fingerprint."""
-    return f"{table_key(path, smiles_col)}-{spec.fingerprint()}"
-
-
-def _save_blob(result: FeaturizedSmiles, path: Path) -> None:
-    rows = sorted(result.failures)
-    torch.save({**result.graphs.to_dict(), "graph_index": result.graph_index,
-                "failure_rows": torch.tensor(rows, dtype=torch.long),
-                "failure_reasons": [result.failures[k] for k in rows]}, path)
-
-
-def _load_blob(path: Path) -> FeaturizedSmiles:
-    blob = torch.load(path, weights_only=True)
-    failures = {int(k): v for k, v in zip(blob["failure_rows"].tolist(), blob["failure_reasons"])}
-    return FeaturizedSmiles(PackedGraphs.from_dict(blob), blob["graph_index"], failures)
-
-
-def featurize_file_cached(
-    path: Path, smiles_col: str, smiles: list, spec: FeaturizerSpec, cache_dir: str | Path | None,
-    num_workers: int | None = None,
-) -> FeaturizedSmiles:
-    """``featurize_smiles`` with an on-disk cache keyed by ``cache_key``; a second run does no RDKit work."""
-    cache_file = None if cache_dir is None else Path(cache_dir) / f"graphs-{cache_key(path, smiles_col, spec)}.pt"
-    return cached(cache_file, lambda: featurize_smiles(smiles, spec, num_workers), _save_blob, _load_blob)

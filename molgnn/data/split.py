@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from molgnn.chem.parse import ParseFailure, parse_smiles
-from molgnn.chem.scaffold import murcko_scaffold
+from molgnn.data.engine import Products, featurize
 from molgnn.errors import InputFileError
 
 Split = dict[str, list[int]]
@@ -44,15 +43,20 @@ class ScaffoldSplit:
     """Deterministic Bemis-Murcko scaffold split (MoleculeNet / Hu et al. convention): scaffold sets sorted
     by size, largest first (ties: later first row first, as DeepChem), filled into train up to ``sizes[0]``, then valid, rest test."""
 
+    uses_scaffolds = True  # the DataModule passes the scaffolds of its one featurization pass
+
     def __init__(self, sizes: list[float] = (0.8, 0.1, 0.1)):
         _check_sizes(list(sizes))
         self.sizes = list(sizes)
 
-    def __call__(self, smiles: list[str], candidates: list[int]) -> Split:
+    def __call__(self, smiles: list[str], candidates: list[int], scaffolds: list[str] | None = None) -> Split:
+        """``scaffolds``: scaffold SMILES of every row (list [R]); computed for the candidates when None."""
+        if scaffolds is None:
+            found = featurize([smiles[r] for r in candidates], Products(scaffolds=True), 0).scaffolds
+            scaffolds = dict(zip(candidates, found))
         groups: dict[str, list[int]] = defaultdict(list)
         for row in candidates:
-            mol = parse_smiles(smiles[row])
-            groups["" if isinstance(mol, ParseFailure) else murcko_scaffold(mol)].append(row)
+            groups[scaffolds[row]].append(row)
         ordered = sorted(groups.values(), key=lambda rows: (len(rows), rows[0]), reverse=True)
         n = len(candidates)
         train_cut, valid_cut = self.sizes[0] * n, (self.sizes[0] + self.sizes[1]) * n

@@ -1,5 +1,6 @@
-"""Unlabeled SMILES corpora for pretraining: read -> (sample) -> featurize in parallel chunks (cached) ->
-exclude benchmark molecules -> optional RDKit descriptors -> train/val loaders.
+"""Unlabeled SMILES corpora for pretraining: read -> (sample) -> featurize once in parallel chunks (graphs,
+canonical keys for exclusion, optional RDKit descriptors; one cache file) -> exclude benchmark molecules ->
+train/val loaders.
 
 Any .smi/.csv/.tsv/.txt file, optionally .gz, of any size: molecules are featurized chunk by chunk in worker
 processes into ``PackedGraphs``, so no more than one chunk of RDKit molecules exists at a time.
@@ -7,7 +8,6 @@ processes into ``PackedGraphs``, so no more than one chunk of RDKit molecules ex
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -16,19 +16,16 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from rdkit import Chem
 from torch.utils.data import Dataset
 from torch_geometric.loader import DataLoader
 
-from molgnn.chem.parse import ParseFailure, parse_smiles
-from molgnn.data.graphs import PackedGraphs, featurize_smiles
+from molgnn.data.engine import Products, featurize, featurize_cached
+from molgnn.data.graphs import PackedGraphs, table_key
 from molgnn.data.loader import graph_loader
 from molgnn.data.table import check_readable, read_frame, table_format
 from molgnn.errors import InputFileError
-from molgnn.featurize.descriptors import DescriptorScaler, check_names, compute_descriptors_cached
+from molgnn.featurize.descriptors import DescriptorScaler, check_names
 from molgnn.featurize.spec import FeaturizerSpec
-from molgnn.parallel import map_chunks
-from molgnn.storage import cached, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +45,9 @@ def read_smiles_column(path: str | Path, smiles_col: str) -> list[str]:
     return frame[cols[smiles_col.lower()]].astype(str).tolist()
 
 
-def canonical_chunk(smiles: Sequence) -> list[str]:
-    """Canonical SMILES without stereo ("" when unparsable): stereoisomers of an excluded molecule match."""
-    out = []
-    for s in smiles:
-        mol = parse_smiles(s)
-        out.append("" if isinstance(mol, ParseFailure) else Chem.MolToSmiles(mol, isomericSmiles=False))
-    return out
-
-
 def canonical_smiles(smiles: Sequence, num_workers: int | None = None) -> list[str]:
-    return [c for part in map_chunks(canonical_chunk, list(smiles), (), num_workers) for c in part]
+    """Canonical SMILES without stereo ("" when unparsable): stereoisomers of an excluded molecule match."""
+    return featurize(smiles, Products(canonical=True), num_workers).canonical
 
 
 def excluded_smiles(entries: Sequence[dict]) -> set[str]:
@@ -76,11 +65,6 @@ def excluded_smiles(entries: Sequence[dict]) -> set[str]:
             smiles = [smiles[r] for r in rows]
         out.update(c for c in canonical_smiles(smiles, 0) if c)
     return out
-
-
-def _cached(cache_dir, name: str, compute):
-    """Load ``cache_dir/name`` (a weights_only torch file) or compute and store it."""
-    return cached(None if cache_dir is None else Path(cache_dir) / name, compute)
 
 
 class UnlabeledGraphs(Dataset):
@@ -145,15 +129,14 @@ class UnlabeledDataModule(L.LightningDataModule):
         smiles = self._sample(read_smiles_column(self.path, self.smiles_col))
         if not smiles:
             raise InputFileError(f"{self.path}: no SMILES rows")
-        key = f"{file_digest(self.path)}-{hashlib.sha256(self.smiles_col.encode()).hexdigest()[:6]}" \
-              f"-n{len(smiles)}-s{self.seed if self.max_molecules else 0}"
-        feats = _cached(self.cache_dir, f"corpus-{key}-{self.spec.fingerprint()}.pt", lambda: self._featurize(smiles))
-        self.graphs = PackedGraphs.from_dict(feats)
-        graph_index = feats["graph_index"]
+        key = f"{table_key(self.path, self.smiles_col)}-n{len(smiles)}-s{self.seed if self.max_molecules else 0}"
+        products = Products(self.spec, canonical=bool(self.exclude), descriptors=tuple(self.descriptor_names or ()))
+        feats = featurize_cached(key, smiles, products, self.cache_dir, self.featurize_workers)  # one parse each
+        self.graphs, graph_index = feats.graphs.graphs, feats.graphs.graph_index
         usable = graph_index >= 0
         self.num_failed = int((~usable).sum())
         if self.exclude:
-            usable &= ~self._excluded_mask(smiles, key)
+            usable &= ~self._excluded_mask(feats.canonical)
         rows = torch.nonzero(usable).flatten()
         if rows.numel() < 2:
             raise InputFileError(f"{self.path}: fewer than 2 usable molecules ({self.num_failed} unparsable, "
@@ -161,7 +144,7 @@ class UnlabeledDataModule(L.LightningDataModule):
         perm = rows[torch.randperm(rows.numel(), generator=torch.Generator().manual_seed(self.seed))]
         n_val = max(1, min(self.max_val, int(round(self.val_fraction * rows.numel()))))
         split = {"valid": perm[:n_val].sort().values, "train": perm[n_val:].sort().values}
-        desc = self._descriptors(smiles, key, rows, graph_index, split["train"]) if self.use_descriptors else None
+        desc = self._descriptors(feats.descriptors, rows, graph_index, split["train"]) if self.use_descriptors else None
         self.datasets = {k: UnlabeledGraphs(self.graphs, graph_index[v], desc) for k, v in split.items()}
         self.num_molecules = int(rows.numel())
         log.info("%s: %d SMILES, %d unparsable, %d excluded (benchmark molecules), %d used (%d train, %d val)",
@@ -169,21 +152,14 @@ class UnlabeledDataModule(L.LightningDataModule):
                  len(split["train"]), len(split["valid"]))
         self._ready = True
 
-    def _featurize(self, smiles: list[str]) -> dict:
-        result = featurize_smiles(smiles, self.spec, self.featurize_workers)
-        return {**result.graphs.to_dict(), "graph_index": result.graph_index}
-
-    def _excluded_mask(self, smiles: list[str], key: str) -> torch.Tensor:
+    def _excluded_mask(self, canonical: list[str]) -> torch.Tensor:
         banned = excluded_smiles(self.exclude)
-        canon = _cached(self.cache_dir, f"canonical-{key}.pt",
-                        lambda: canonical_smiles(smiles, self.featurize_workers))
-        mask = torch.tensor([c in banned for c in canon], dtype=torch.bool)
+        mask = torch.tensor([c in banned for c in canonical], dtype=torch.bool)
         self.num_excluded = int(mask.sum())
         return mask
 
-    def _descriptors(self, smiles, key, rows, graph_index, train_rows) -> torch.Tensor:
+    def _descriptors(self, raw, rows, graph_index, train_rows) -> torch.Tensor:
         """Standardized descriptors indexed by graph: float32 [num_graphs, D] (scaler fitted on train rows)."""
-        raw = compute_descriptors_cached(key, smiles, self.descriptor_names, self.cache_dir, self.featurize_workers)
         self.descriptor_scaler = DescriptorScaler.fit(raw[train_rows.numpy()], self.descriptor_names,
                                                       clip=self.descriptor_clip)
         out = torch.zeros(len(self.graphs), self.num_descriptors)

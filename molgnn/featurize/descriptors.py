@@ -1,4 +1,5 @@
-"""RDKit 2D descriptors (``rdkit.Chem.Descriptors``): parallel computation, an on-disk cache, and a scaler.
+"""RDKit 2D descriptors (``rdkit.Chem.Descriptors``): per molecule (used by the featurization engine,
+``molgnn.data.engine``, which also caches them), parallel computation for a SMILES list, and a scaler.
 
 Used as a pretraining target (CheMeleon-style descriptor regression) and as extra input features for a
 property head (Chemprop's ``rdkit_2d``). Values are float32 [R, D]; a row whose SMILES does not parse and
@@ -7,11 +8,9 @@ a descriptor that fails on a molecule are NaN.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +19,6 @@ from rdkit.Chem import Descriptors
 from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.errors import MolgnnError
 from molgnn.parallel import map_chunks
-from molgnn.storage import cached
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +54,14 @@ def descriptors_chunk(smiles: Sequence, names: Sequence[str]) -> np.ndarray:
         mol = parse_smiles(s)
         if not isinstance(mol, ParseFailure):
             out[i] = mol_descriptors(mol, names)
-    out[~np.isfinite(out) | (np.abs(out) > 1e30)] = np.nan
-    return out.astype(np.float32)
+    return finite_float32(out)
+
+
+def finite_float32(values: np.ndarray) -> np.ndarray:
+    """float [R, D] raw descriptors -> float32 [R, D] with non-finite values and values beyond 1e30 as NaN."""
+    values = np.array(values, dtype=np.float64)
+    values[~np.isfinite(values) | (np.abs(values) > 1e30)] = np.nan
+    return values.astype(np.float32)
 
 
 def compute_descriptors(smiles: Sequence, names: Sequence[str] | None = None,
@@ -66,30 +70,6 @@ def compute_descriptors(smiles: Sequence, names: Sequence[str] | None = None,
     names = check_names(names)
     parts = list(map_chunks(descriptors_chunk, list(smiles), (names,), num_workers))
     return np.concatenate(parts) if parts else np.zeros((0, len(names)), dtype=np.float32)
-
-
-def names_digest(names: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
-
-
-def compute_descriptors_cached(data_key: str, smiles: Sequence, names: Sequence[str] | None,
-                               cache_dir: str | Path | None, num_workers: int | None = None) -> np.ndarray:
-    """``compute_descriptors`` cached under ``cache_dir`` by ``data_key`` (identifies the file and rows,
-    e.g. its content hash) + the descriptor list; a second run does no RDKit work."""
-    names = check_names(names)
-    path = None if cache_dir is None else Path(cache_dir) / f"descriptors-{data_key}-{names_digest(names)}.pt"
-
-    def load(p: Path) -> np.ndarray:
-        blob = torch.load(p, weights_only=True)
-        if blob["names"] != names or blob["values"].shape[0] != len(smiles):
-            raise ValueError("descriptor names or row count differ")
-        return blob["values"].numpy()
-
-    def compute() -> np.ndarray:
-        log.info("computing %d RDKit descriptors for %d molecules", len(names), len(smiles))
-        return compute_descriptors(smiles, names, num_workers)
-
-    return cached(path, compute, lambda v, p: torch.save({"names": names, "values": torch.from_numpy(v)}, p), load)
 
 
 @dataclass

@@ -120,15 +120,18 @@ def mol_to_graph(mol: Chem.Mol, spec: FeaturizerSpec) -> Data:
     return _featurizer_for(spec)(mol).to_data()
 
 
-def smiles_to_arrays(smiles: object, spec: FeaturizerSpec) -> GraphArrays | ParseFailure:
-    """Parse and featurize one SMILES; a ``ParseFailure`` (never an exception) when it is not usable."""
-    mol = parse_smiles(smiles)
-    if isinstance(mol, ParseFailure):
-        return mol
+def mol_to_arrays(mol: Chem.Mol, spec: FeaturizerSpec) -> GraphArrays | ParseFailure:
+    """Featurize a sanitized molecule; a ``ParseFailure`` (never an exception) when the featurizer fails."""
     try:
         return _featurizer_for(spec)(mol)
     except Exception as exc:  # defensive: a featurizer bug must not kill a million-row job
         return ParseFailure(f"featurization failed: {exc}")
+
+
+def smiles_to_arrays(smiles: object, spec: FeaturizerSpec) -> GraphArrays | ParseFailure:
+    """Parse and featurize one SMILES; a ``ParseFailure`` (never an exception) when it is not usable."""
+    mol = parse_smiles(smiles)
+    return mol if isinstance(mol, ParseFailure) else mol_to_arrays(mol, spec)
 
 
 def smiles_to_graph(smiles: object, spec: FeaturizerSpec) -> Data | ParseFailure:

@@ -12,9 +12,8 @@ import pandas as pd
 import torch
 from torch_geometric.data import Batch
 
-from molgnn.chem.parse import ParseFailure, parse_smiles
-from molgnn.featurize.descriptors import mol_descriptors
-from molgnn.featurize.graph import _featurizer_for
+from molgnn.data.engine import Products
+from molgnn.data.engine import featurize_job as engine_job
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.parallel import imap_ordered
 from molgnn.uncertainty.domain import FP_BITS, morgan_bits
@@ -23,7 +22,7 @@ JOB_ROWS = 1000        # SMILES per worker job (unit of parallelism); chunk_rows
 
 
 def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str], fingerprints: bool = False) -> dict:
-    """Worker job: SMILES -> packed numpy graphs (numpy only: safe in forked workers).
+    """Worker job: SMILES -> packed numpy graphs (``engine.featurize_job``: one parse per SMILES; numpy only).
 
     Returns x [sumN, Fa], edge_index [2, sumE] (numbering across the job's graphs), edge_attr [sumE, Fb],
     node_ptr / edge_ptr long [G + 1], valid bool [R], errors list[str] (R, "" if valid), desc float32
@@ -31,41 +30,27 @@ def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str], fin
     int32 (8x / 2x less to pickle and hold than int64); ``iter_batches`` widens them to long.
     ``fingerprints``: also fp uint8 [G, 256], packed Morgan bits (applicability domain).
     """
-    featurize = _featurizer_for(spec)
-    graphs, errors, desc, fps = [], [], [], []
-    for s in smiles:
-        mol = parse_smiles(s)
-        if not isinstance(mol, ParseFailure):
-            try:
-                graphs.append(featurize(mol))
-                if desc_names:
-                    desc.append(mol_descriptors(mol, desc_names))
-                if fingerprints:
-                    fps.append(morgan_bits(mol))
-                errors.append("")
-                continue
-            except Exception as exc:  # a featurizer bug must not kill a million-row job
-                mol = ParseFailure(f"featurization failed: {exc}")
-        errors.append(mol.reason)
-    counts = np.array([g.x.shape[0] for g in graphs], dtype=np.int64)
-    node_ptr = np.concatenate([[0], np.cumsum(counts)])
-    fa, fb = len(spec.atom_features), len(spec.bond_features)
-    raw_desc = np.asarray(desc, dtype=np.float64).reshape(len(desc), len(desc_names))
-    raw_desc[~np.isfinite(raw_desc) | (np.abs(raw_desc) > 1e30)] = np.nan
+    products = Products(spec, descriptors=tuple(desc_names), mol_arrays=(("fp", morgan_bits),) if fingerprints else ())
+    out = engine_job(smiles, products)
+    g = out["graphs"]
+    valid = g["graph_index"] >= 0
+    node_ptr, edge_ptr = g["node_ptr"], g["edge_ptr"]
     small = max(spec.atom_vocab_sizes + spec.bond_vocab_sizes) <= 256
     feat = np.uint8 if small else np.int64
-    return {
-        "x": np.concatenate([g.x for g in graphs]).astype(feat) if graphs else np.zeros((0, fa), feat),
-        "edge_index": (np.concatenate([g.edge_index + off for g, off in zip(graphs, node_ptr)], axis=1)
-                       .astype(np.int32) if graphs else np.zeros((2, 0), np.int32)),
-        "edge_attr": np.concatenate([g.edge_attr for g in graphs]).astype(feat) if graphs else np.zeros((0, fb), feat),
+    packed = {
+        "x": g["x"].astype(feat),
+        "edge_index": (g["edge_index"] + np.repeat(node_ptr[:-1], np.diff(edge_ptr))).astype(np.int32),
+        "edge_attr": g["edge_attr"].astype(feat),
         "node_ptr": node_ptr,
-        "edge_ptr": np.concatenate([[0], np.cumsum([g.edge_index.shape[1] for g in graphs], dtype=np.int64)]),
-        "valid": np.array([e == "" for e in errors], dtype=bool),
-        "errors": errors,
-        "desc": raw_desc.astype(np.float32),
-        **({"fp": np.stack(fps) if fps else np.zeros((0, FP_BITS // 8), np.uint8)} if fingerprints else {}),
+        "edge_ptr": edge_ptr,
+        "valid": valid,
+        "errors": [g["failures"].get(r, "") for r in range(len(smiles))],
+        "desc": out["descriptors"][valid] if desc_names else np.zeros((0, 0), np.float32),
     }
+    if fingerprints:
+        fps = [a for a, ok in zip(out["fp"], valid) if ok]
+        packed["fp"] = np.stack(fps) if fps else np.zeros((0, FP_BITS // 8), np.uint8)
+    return packed
 
 
 def iter_batches(packed: dict, batch_size: int) -> Iterator[Batch]:

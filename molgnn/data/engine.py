@@ -1,0 +1,154 @@
+"""The featurization engine: each SMILES is parsed once, and every product a run asks for (packed graphs,
+Bemis-Murcko scaffold, RDKit descriptors, stereo-free canonical SMILES, per-molecule arrays such as Morgan
+bits) is computed from that one molecule, in worker chunks (``molgnn.parallel.map_chunks``), optionally
+cached in one file per (data, product set) (``molgnn.storage.cached``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rdkit import Chem
+
+from molgnn.chem.parse import ParseFailure, parse_smiles
+from molgnn.chem.scaffold import murcko_scaffold
+from molgnn.data.graphs import FeaturizedSmiles, concat_chunks, from_numpy, pack_numpy
+from molgnn.featurize.descriptors import finite_float32, mol_descriptors
+from molgnn.featurize.graph import mol_to_arrays
+from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.parallel import map_chunks
+from molgnn.storage import cached
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Products:
+    """What a run computes for each SMILES. ``spec``: packed graphs (None: no graphs); ``scaffolds``:
+    Bemis-Murcko scaffold SMILES; ``descriptors``: RDKit descriptor names; ``canonical``: stereo-free
+    canonical SMILES; ``mol_arrays``: (name, module-level function Mol -> np.ndarray) pairs."""
+
+    spec: FeaturizerSpec | None = None
+    scaffolds: bool = False
+    descriptors: tuple[str, ...] = ()
+    canonical: bool = False
+    mol_arrays: tuple[tuple[str, Callable], ...] = ()
+
+    def fingerprint(self) -> str:
+        """Changes whenever the spec or the product set changes (cache file names)."""
+        text = json.dumps([self.spec.fingerprint() if self.spec else None, self.scaffolds, list(self.descriptors),
+                           self.canonical, [(n, f"{f.__module__}.{f.__qualname__}") for n, f in self.mol_arrays]])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Features:
+    """Products of R SMILES (None where not asked for). ``graphs``: FeaturizedSmiles; ``scaffolds`` /
+    ``canonical``: list[str] [R] ("" where unparsable); ``descriptors``: float32 [R, D] (NaN rows where
+    unparsable); ``arrays``: name -> list [R] of np.ndarray (None where unparsable)."""
+
+    graphs: FeaturizedSmiles | None = None
+    scaffolds: list[str] | None = None
+    descriptors: np.ndarray | None = None
+    canonical: list[str] | None = None
+    arrays: dict[str, list] = field(default_factory=dict)
+
+
+def canonical_key(mol: Chem.Mol) -> str:
+    """Canonical SMILES without stereo: stereoisomers share a key."""
+    return Chem.MolToSmiles(mol, isomericSmiles=False)
+
+
+def featurize_job(smiles: Sequence, products: Products) -> dict:
+    """Worker job (numpy only: safe in forked workers): parse each of R SMILES once -> {"graphs": packed
+    numpy (``graphs.pack_numpy``), "scaffolds": list[str] [R], "descriptors": float32 [R, D], "canonical":
+    list[str] [R], <array name>: list [R]}, each key present when asked for."""
+    p = products
+    out: dict[str, list] = {k: [] for k, on in (("graphs", p.spec), ("scaffolds", p.scaffolds),
+                                                ("descriptors", p.descriptors), ("canonical", p.canonical)) if on}
+    out.update({name: [] for name, _ in p.mol_arrays})
+    blank = np.full(len(p.descriptors), np.nan)
+    for s in smiles:
+        mol = parse_smiles(s)
+        ok = not isinstance(mol, ParseFailure)
+        if p.spec is not None:
+            out["graphs"].append(mol_to_arrays(mol, p.spec) if ok else mol)
+        if p.scaffolds:
+            out["scaffolds"].append(murcko_scaffold(mol) if ok else "")
+        if p.canonical:
+            out["canonical"].append(canonical_key(mol) if ok else "")
+        if p.descriptors:
+            out["descriptors"].append(mol_descriptors(mol, p.descriptors) if ok else blank)
+        for name, fn in p.mol_arrays:
+            out[name].append(fn(mol) if ok else None)
+    if p.spec is not None:
+        out["graphs"] = pack_numpy(out["graphs"], p.spec)
+    if p.descriptors:
+        out["descriptors"] = finite_float32(np.reshape(out["descriptors"], (len(smiles), len(p.descriptors))))
+    return out
+
+
+def featurize(smiles: Sequence, products: Products, num_workers: int | None = None) -> Features:
+    """Every product of ``products`` for each SMILES, in parallel chunks when the list is large
+    (``num_workers=None``: every core; 0: this process)."""
+    parts = list(map_chunks(featurize_job, list(smiles), (products,), num_workers))
+    out = Features()
+    if products.spec is not None:
+        out.graphs = concat_chunks([from_numpy(part["graphs"]) for part in parts], products.spec)
+    if products.scaffolds:
+        out.scaffolds = [s for part in parts for s in part["scaffolds"]]
+    if products.canonical:
+        out.canonical = [s for part in parts for s in part["canonical"]]
+    if products.descriptors:
+        out.descriptors = (np.concatenate([part["descriptors"] for part in parts]) if parts
+                           else np.zeros((0, len(products.descriptors)), np.float32))
+    out.arrays = {name: [a for part in parts for a in part[name]] for name, _ in products.mol_arrays}
+    return out
+
+
+def featurize_cached(data_key: str, smiles: Sequence, products: Products, cache_dir: str | Path | None,
+                     num_workers: int | None = None) -> Features:
+    """``featurize`` cached in ``cache_dir/features-<data_key>-<products.fingerprint()>.pt``; ``data_key``
+    names the SMILES (file bytes, column, sampled rows). A second run does no RDKit work."""
+    path = None if cache_dir is None else Path(cache_dir) / f"features-{data_key}-{products.fingerprint()}.pt"
+
+    def compute() -> Features:
+        log.info("featurizing %d SMILES (%s)", len(smiles), _describe(products))
+        return featurize(smiles, products, num_workers)
+
+    return cached(path, compute, _save, lambda p: _load(p, len(smiles)))
+
+
+def _describe(products: Products) -> str:
+    names = [("graphs", products.spec is not None), ("scaffolds", products.scaffolds),
+             (f"{len(products.descriptors)} descriptors", products.descriptors), ("canonical", products.canonical)]
+    return ", ".join([n for n, on in names if on] + [n for n, _ in products.mol_arrays])
+
+
+def _save(features: Features, path: Path) -> None:
+    blob = {"graphs": features.graphs.to_blob() if features.graphs is not None else None,
+            "scaffolds": features.scaffolds, "canonical": features.canonical,
+            "descriptors": None if features.descriptors is None else torch.from_numpy(features.descriptors),
+            "arrays": {k: [None if a is None else torch.from_numpy(a) for a in v] for k, v in features.arrays.items()}}
+    torch.save(blob, path)
+
+
+def _load(path: Path, rows: int) -> Features:
+    blob = torch.load(path, weights_only=True)
+    out = Features(FeaturizedSmiles.from_blob(blob["graphs"]) if blob["graphs"] is not None else None,
+                   blob["scaffolds"], None if blob["descriptors"] is None else blob["descriptors"].numpy(),
+                   blob["canonical"], {k: [None if a is None else a.numpy() for a in v]
+                                       for k, v in blob["arrays"].items()})
+    lengths = {len(x) for x in (out.scaffolds, out.canonical, out.descriptors, *out.arrays.values()) if x is not None}
+    if out.graphs is not None:
+        lengths.add(out.graphs.graph_index.numel())
+    if lengths - {rows}:
+        raise ValueError(f"cache holds {sorted(lengths)} rows, the data has {rows}")
+    return out
