@@ -32,7 +32,7 @@ import molgnn
 from molgnn.errors import CheckpointError
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn import ENCODER_FAMILIES, HEAD_FAMILIES
-from molgnn.weights import FORMAT_VERSION, WeightsFile, read_weights
+from molgnn.weights import FORMAT_VERSION, WeightsFile, as_weights, read_weights
 from molgnn.weights import read_header, safe_load  # noqa: F401 (re-exported: tests and tools read with them)
 
 
@@ -164,7 +164,7 @@ def read_model_file(path: str | Path, use: str) -> WeightsFile:
     return weights
 
 
-def load_encoder(path: str | Path, expect_spec: FeaturizerSpec | None = None,
+def load_encoder(path: str | Path | WeightsFile, expect_spec: FeaturizerSpec | None = None,
                  dropout: float | None = None) -> nn.Module:
     """Load an encoder from a molgnn ``encoder.pt``, a model/bundle file or a Lightning ``.ckpt``.
 
@@ -172,8 +172,8 @@ def load_encoder(path: str | Path, expect_spec: FeaturizerSpec | None = None,
     ``dropout``: when given, replaces the dropout rate the encoder was saved with (fine-tuning with dropout
     after pretraining without it); it changes no weight.
     """
-    weights = read_weights(path)
-    header = weights.molgnn_header()
+    weights = as_weights(path)
+    path, header = weights.path, weights.molgnn_header()
     if dropout is not None:
         header = with_dropout(header, dropout, path)
     if expect_spec is not None:

@@ -28,7 +28,7 @@ from molgnn.checkpoint import encoder_fingerprint, load_state_strict
 from molgnn.errors import CheckpointError
 from molgnn.featurize.chemprop import mode_for_widths
 from molgnn.nn.chemprop import ACTIVATIONS, ChempropEncoder, ChempropFFN
-from molgnn.weights import WeightsFile, read_weights
+from molgnn.weights import WeightsFile, as_weights
 
 
 class Stand:
@@ -151,7 +151,7 @@ def read_chemprop(path: str | Path) -> ChempropModel:
 
 def _chemprop_weights(path: str | Path) -> WeightsFile:
     """``read_weights`` of a file that must be a Chemprop file."""
-    weights = read_weights(path)
+    weights = as_weights(path)
     if weights.kind != "chemprop":
         raise CheckpointError(f"{path}: not a Chemprop model file (a {weights.kind} file, no Chemprop "
                               "hyper_parameters)")
@@ -205,10 +205,11 @@ def _encoder(model: ChempropModel, path, dropout: float | None) -> ChempropEncod
     return encoder
 
 
-def load_chemprop_encoder(path: str | Path, dropout: float | None = None) -> ChempropEncoder:
+def load_chemprop_encoder(path: str | Path | WeightsFile, dropout: float | None = None) -> ChempropEncoder:
     """``encoder=chemprop``: the message passing + aggregation (+ batch norm) of a Chemprop file.
     ``dropout`` replaces the file's rate (fine-tuning); None keeps it."""
-    return _encoder(read_chemprop(path), path, dropout)
+    weights = _chemprop_weights(path)
+    return _encoder(chemprop_model(weights), weights.path, dropout)
 
 
 def load_chemprop_predictor(path: str | Path):

@@ -29,7 +29,7 @@ from molgnn.data.graphs import featurize_smiles
 from molgnn.errors import CheckpointError, MolgnnError
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn import ENCODER_FAMILIES
-from molgnn.weights import CHEMPROP_HINT, read_weights
+from molgnn.weights import CHEMPROP_HINT, WeightsFile, as_weights
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,12 @@ def _family(family: str) -> type[nn.Module]:
     return ENCODER_FAMILIES[family]
 
 
-def plain_state_dict(path: str | Path, prefix: str | None = None) -> dict[str, torch.Tensor]:
+def plain_state_dict(path: str | Path | WeightsFile, prefix: str | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a plain PyTorch state dict file (or of its ``state_dict``), optionally only those
     under ``prefix.`` with the prefix removed. A molgnn checkpoint is refused here (its header knows more),
     and so is a Chemprop file (``encoder=chemprop`` reads its architecture too)."""
-    weights = read_weights(path)
+    weights = as_weights(path)
+    path = weights.path
     if weights.header is not None:
         raise CheckpointError(f"{path}: this is a molgnn checkpoint; load it with encoder=pretrained "
                               "encoder.path=... (its header carries the spec and architecture)")
@@ -62,7 +63,7 @@ def plain_state_dict(path: str | Path, prefix: str | None = None) -> dict[str, t
     return state
 
 
-def load_foreign_encoder(family: str, path: str | Path | None = None, **args) -> nn.Module:
+def load_foreign_encoder(family: str, path: str | Path | WeightsFile | None = None, **args) -> nn.Module:
     """A published encoder family (Hu et al. 2020, MolCLR, MiniMol) with its own featurizer spec.
 
     ``path``: their plain state dict, loaded strictly (every tensor, no missing or unexpected key);
@@ -78,16 +79,16 @@ def load_foreign_encoder(family: str, path: str | Path | None = None, **args) ->
         return encoder
     if path == "installed" and hasattr(cls, "installed_weights"):  # weights shipped in a pip package (MiniMol)
         path = cls.installed_weights()
-    p = Path(path).expanduser()
-    if not p.is_file():
+    p = Path(path.path if isinstance(path, WeightsFile) else path).expanduser()
+    if not isinstance(path, WeightsFile) and not p.is_file():
         raise CheckpointError(f"{p}: checkpoint not found (the published {family} weights: {cls.source})")
-    state = plain_state_dict(p)
+    state = plain_state_dict(path if isinstance(path, WeightsFile) else p)
     if hasattr(cls, "published_state"):  # the family's own tensors out of a larger published file
         state = cls.published_state(state)
     return _with_state(encoder, state, p, family, cls.source)
 
 
-def load_state_dict_encoder(family: str, path: str | Path, spec: FeaturizerSpec | None = None,
+def load_state_dict_encoder(family: str, path: str | Path | WeightsFile, spec: FeaturizerSpec | None = None,
                             args: dict | None = None, prefix: str | None = None) -> nn.Module:
     """``encoder=state_dict``: a plain PyTorch state dict plus the family, construction ``args`` and
     featurizer ``spec`` given in config (a foreign family uses its own spec when ``spec`` is None)."""
@@ -97,8 +98,8 @@ def load_state_dict_encoder(family: str, path: str | Path, spec: FeaturizerSpec 
             raise MolgnnError(f"encoder.spec is required for family {family!r}")
         spec = cls.default_spec()
     encoder = cls(spec=spec, **dict(args or {}))
-    p = Path(path).expanduser()
-    state = plain_state_dict(p, prefix)
+    p = Path(path.path if isinstance(path, WeightsFile) else path).expanduser()
+    state = plain_state_dict(path if isinstance(path, WeightsFile) else p, prefix)
     try:
         return _with_state(encoder, state, p, family, "state_dict")
     except CheckpointError as exc:

@@ -85,6 +85,12 @@ def read_weights(path: str | Path) -> WeightsFile:
     return WeightsFile(path, "state_dict", None, state, blob)
 
 
+def as_weights(source: str | Path | WeightsFile) -> WeightsFile:
+    """A file already read (passed through) or a path (read now): loaders accept either, so a caller that
+    looked at a file's kind first (``molgnn.encoders.make_encoder``) does not read it twice."""
+    return source if isinstance(source, WeightsFile) else read_weights(source)
+
+
 def safe_load(path: str | Path, stand_ins: list[tuple[object, str]] = ()) -> dict:
     """``torch.load(weights_only=True)`` with one clear error for every way a file can be unusable.
 

@@ -16,11 +16,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from molgnn.checkpoint import load_encoder
 from molgnn.chem.parse import ParseFailure
 from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
 from molgnn.cli.embed import read_smiles_ids
 from molgnn.cli.report import write_json
+from molgnn.encoders import make_encoder
 from molgnn.errors import MolgnnError
 from molgnn.featurize.graph import smiles_to_graph
 from molgnn.tasks.diagnose import diagnose
@@ -79,7 +79,7 @@ def diagnose_run(task, datamodule, out_dir: Path, max_molecules: int) -> dict:
 
 def _encoder(cfg: DictConfig):
     if cfg.get("ckpt_path"):
-        return load_encoder(cfg.ckpt_path)
+        return make_encoder(path=cfg.ckpt_path)
     if cfg.get("encoder"):
         return instantiate(cfg.encoder)
     raise MolgnnError("no encoder: give ckpt_path=<model .ckpt | bundle | encoder.pt> or encoder=<config>")

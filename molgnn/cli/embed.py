@@ -11,7 +11,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from molgnn.checkpoint import load_encoder
+from molgnn.encoders import make_encoder
 from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
 from molgnn.data.table import read_frame, require_columns, table_format
 from molgnn.errors import MolgnnError
@@ -63,7 +63,7 @@ def write_embeddings(emb: Embeddings, ids: list[str], output: str | Path) -> lis
 @user_errors_as_one_line("molgnn-embed")
 def main(cfg: DictConfig) -> None:
     if cfg.checkpoint:
-        encoder = load_encoder(cfg.checkpoint)
+        encoder = make_encoder(path=cfg.checkpoint)
     elif cfg.get("encoder"):
         encoder = instantiate(cfg.encoder)
     else:
