@@ -22,7 +22,6 @@ the loaders here dispatch on its ``kind`` and build with ``loaded_encoder`` / ``
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ from torch import nn
 
 import molgnn
 from molgnn.errors import CheckpointError
+from molgnn.storage import atomic_write
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn import ENCODER_FAMILIES, HEAD_FAMILIES
 from molgnn.weights import FORMAT_VERSION, WeightsFile, as_weights, read_weights
@@ -120,16 +120,8 @@ def sub_state(state: dict, prefix: str) -> dict:
 
 
 def save_atomic(obj: dict, path: str | Path) -> Path:
-    """torch.save to a temporary name, then rename: a killed write never leaves a complete-looking file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, p)
-    finally:
-        tmp.unlink(missing_ok=True)  # after a failed write; after the rename it is already gone
-    return p
+    """torch.save through ``storage.atomic_write``: a killed write never leaves a complete-looking file."""
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def export_encoder(encoder: nn.Module, path: str | Path, pretraining: dict | None = None) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,13 @@ def save_torch(value: Any, path: Path) -> None:
     torch.save(value, path)
 
 
-def load_torch(path: Path) -> Any:
-    return torch.load(path, weights_only=True)
+def load_torch(path: str | Path, stand_ins: Sequence[tuple[object, str]] = ()) -> Any:
+    """The package's one ``torch.load``: ``weights_only=True`` (tensors and primitives; a pickle naming any
+    other class or function is refused before it runs), onto the CPU. ``stand_ins``: (inert object,
+    "module.name") pairs a foreign file may name (``molgnn.chemprop_file``). Errors are torch's; weights
+    files go through ``molgnn.weights.read_weights``, which turns them into one line naming the file."""
+    with torch.serialization.safe_globals(list(stand_ins)):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def cached(path: str | Path | None, compute: Callable[[], Any], save: Callable[[Any, Path], Any] = save_torch,

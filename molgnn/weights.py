@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from molgnn.errors import CheckpointError
+from molgnn.storage import load_torch
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn import ENCODER_FAMILIES
 
@@ -104,8 +104,7 @@ def safe_load(path: str | Path, stand_ins: list[tuple[object, str]] = ()) -> dic
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint not found")
     try:
-        with torch.serialization.safe_globals(list(stand_ins)):
-            blob = torch.load(p, map_location="cpu", weights_only=True)
+        blob = load_torch(p, stand_ins)
     except pickle.UnpicklingError as exc:
         detail = _torch_detail(exc)
         if "global" in detail.lower():

@@ -10,22 +10,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from molgnn.storage import atomic_write
+
 log = logging.getLogger(__name__)
 
 
-def _write_replacing(path: Path, write) -> None:
-    """``write(tmp)`` then rename onto ``path``: a killed run never leaves a partial file at ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    tmp.replace(path)
-
-
 def write_json(obj: dict, path: Path) -> None:
-    _write_replacing(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    _write_replacing(path, lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def clean_metrics(*metric_dicts: dict) -> dict[str, float]:

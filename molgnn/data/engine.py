@@ -24,7 +24,7 @@ from molgnn.featurize.descriptors import finite_float32, mol_descriptors
 from molgnn.featurize.graph import mol_to_arrays
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.parallel import map_chunks
-from molgnn.storage import cached
+from molgnn.storage import cached, load_torch
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def _save(features: Features, path: Path) -> None:
 
 
 def _load(path: Path, rows: int) -> Features:
-    blob = torch.load(path, weights_only=True)
+    blob = load_torch(path)
     out = Features(FeaturizedSmiles.from_blob(blob["graphs"]) if blob["graphs"] is not None else None,
                    blob["scaffolds"], None if blob["descriptors"] is None else blob["descriptors"].numpy(),
                    blob["canonical"], {k: [None if a is None else a.numpy() for a in v]
