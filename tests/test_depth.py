@@ -137,3 +137,12 @@ def test_training_run_writes_diagnostics(train_tiny):
     bad = subprocess.run([*diag, f"input.path={run / 'missing.csv'}", f"hydra.run.dir={run / 'diag2'}"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "missing.csv: file not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_every_encoder_family_keeps_the_encoder_contract():
+    from molgnn.nn import ENCODER_FAMILIES, Encoder
+
+    for family, cls in ENCODER_FAMILIES.items():
+        assert issubclass(cls, Encoder) and cls.family == family
+        for member in ("out_dim", "layers", "node_embeddings", "embed"):
+            assert getattr(cls, member) is not getattr(Encoder, member), f"{family} does not define {member}"

@@ -6,6 +6,7 @@ only these classes, never code named by the file.
 
 from molgnn.nn.chemprop import ChempropEncoder, ChempropFFN
 from molgnn.nn.dmpnn import DMPNNEncoder
+from molgnn.nn.encoder import Encoder
 from molgnn.nn.gine import GINEEncoder
 from molgnn.nn.heads import MLPHead
 from molgnn.nn.hu2020 import Hu2020GAT, Hu2020GCN, Hu2020SAGE
@@ -18,5 +19,5 @@ HEAD_FAMILIES = {MLPHead.family: MLPHead, ChempropFFN.family: ChempropFFN}
 ENCODER_FAMILIES.update({cls.family: cls for cls in (Hu2020GCN, Hu2020SAGE, Hu2020GAT, MolCLRGCN, MinimolEncoder,
                                                 ChempropEncoder)})
 
-__all__ = ["ENCODER_FAMILIES", "HEAD_FAMILIES", "ChempropEncoder", "ChempropFFN", "DMPNNEncoder", "GINEEncoder", "MLPHead", "Hu2020GAT",
+__all__ = ["ENCODER_FAMILIES", "Encoder", "HEAD_FAMILIES", "ChempropEncoder", "ChempropFFN", "DMPNNEncoder", "GINEEncoder", "MLPHead", "Hu2020GAT",
            "Hu2020GCN", "Hu2020SAGE", "MinimolEncoder", "MolCLRGCN"]

@@ -26,6 +26,7 @@ from torch_geometric.utils import scatter
 from molgnn.featurize.chemprop import BOND_FDIM, atom_fdim, chemprop_inputs, chemprop_spec
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.hu2020 import check_spec
+from molgnn.nn.encoder import Encoder
 
 # torch activations a Chemprop file may name; molgnn builds these itself (never from the file)
 ACTIVATIONS = ("ReLU", "LeakyReLU", "PReLU", "Tanh", "ELU", "SELU", "CELU", "GELU", "SiLU", "Sigmoid",
@@ -74,7 +75,7 @@ class BondMessagePassing(nn.Module):
         return self.dropout(self.tau(self.W_o(torch.cat([V, m_v], dim=1))))
 
 
-class ChempropEncoder(nn.Module):
+class ChempropEncoder(Encoder):
     """A Chemprop v2 model's encoder: PyG Batch (spec ``chemprop_spec(mode)``) -> learned fingerprint float
     [B, hidden_dim] (``embed``/``forward``: aggregation then batch norm); ``node_embeddings`` -> [N, hidden_dim].
     """
@@ -125,9 +126,6 @@ class ChempropEncoder(nn.Module):
         if self.args["aggregation"] == "norm":
             h = h / self.args["norm"]
         return self.bn(h)
-
-    def forward(self, batch) -> torch.Tensor:
-        return self.embed(batch)
 
 
 class ChempropFFN(nn.Module):

@@ -17,9 +17,10 @@ from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_pair_norm
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout
+from molgnn.nn.encoder import Encoder
 
 
-class DMPNNEncoder(nn.Module):
+class DMPNNEncoder(Encoder):
     """Molecular graph -> embedding with bond-centred message passing.
 
     h0_e = relu(W_i [x_src || e]); for depth-1 steps: m_e = sum_{k -> src(e)} h_k - h_rev(e),
@@ -112,6 +113,3 @@ class DMPNNEncoder(nn.Module):
         if self.args["readout"] == "sum":
             h = h * self.args["readout_scale"]
         return self.norm(h)
-
-    def forward(self, batch) -> torch.Tensor:
-        return self.embed(batch)

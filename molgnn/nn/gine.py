@@ -10,11 +10,12 @@ from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_pair_norm
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout
+from molgnn.nn.encoder import Encoder
 
 NORMS = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": lambda dim: nn.Identity()}
 
 
-class GINEEncoder(nn.Module):
+class GINEEncoder(Encoder):
     """Molecular graph -> embedding.
 
     ``forward(batch)`` / ``embed(batch)``: PyG Batch with x long [N, Fa], edge_attr long [E, Fb] ->
@@ -92,6 +93,3 @@ class GINEEncoder(nn.Module):
 
     def embed(self, batch) -> torch.Tensor:
         return self.readout(self.node_embeddings(batch), batch.batch, dim_size=batch.num_graphs)
-
-    def forward(self, batch) -> torch.Tensor:
-        return self.embed(batch)

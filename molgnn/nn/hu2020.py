@@ -19,6 +19,7 @@ from molgnn.errors import MolgnnError
 from molgnn.featurize.foreign import hu2020_spec
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.readout import make_readout
+from molgnn.nn.encoder import Encoder
 
 NUM_ATOM_TYPE, NUM_CHIRALITY = 120, 3  # their table sizes (mask tokens included)
 NUM_BOND_TYPE, NUM_BOND_DIR = 6, 3
@@ -146,7 +147,7 @@ class AtomTypeGNNStack:
         return h
 
 
-class Hu2020Encoder(AtomTypeGNNStack, nn.Module):
+class Hu2020Encoder(AtomTypeGNNStack, Encoder):
     """Hu et al. 2020 GNN: x_embedding1(Z-1) + x_embedding2(chirality), ``num_layers`` x (conv -> batch norm
     -> ReLU except after the last -> dropout), then a graph readout (mean = their fine-tuning default).
 
@@ -182,9 +183,6 @@ class Hu2020Encoder(AtomTypeGNNStack, nn.Module):
 
     def embed(self, batch) -> torch.Tensor:
         return self.readout(self.node_embeddings(batch), batch.batch, dim_size=batch.num_graphs)
-
-    def forward(self, batch) -> torch.Tensor:
-        return self.embed(batch)
 
 
 class Hu2020GCN(Hu2020Encoder):

@@ -36,6 +36,7 @@ from molgnn.errors import CheckpointError
 from molgnn.featurize.minimol import decode_float16, minimol_spec
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.hu2020 import check_spec
+from molgnn.nn.encoder import Encoder
 
 VN_WIDTH_MULT = 336 / 168  # muP: absolute / base width of the virtual-node projection (base_shape.yaml)
 
@@ -199,7 +200,7 @@ def fingerprint_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
             if k.startswith("model.") and not k.startswith("model.task_heads.")}
 
 
-class MinimolEncoder(nn.Module):
+class MinimolEncoder(Encoder):
     """MiniMol v1's GNN: PyG Batch (spec ``minimol_spec()``: x long [N, 41], edge_attr long [E, 3]) ->
     fingerprint float [B, 512] (``embed``/``forward``); ``node_embeddings`` -> float [N, 512].
 
@@ -261,7 +262,4 @@ class MinimolEncoder(nn.Module):
 
     def embed(self, batch) -> torch.Tensor:
         return global_max_pool(self.node_embeddings(batch), batch.batch, size=batch.num_graphs)
-
-    def forward(self, batch) -> torch.Tensor:
-        return self.embed(batch)
 

@@ -21,6 +21,7 @@ from molgnn.featurize.foreign import molclr_spec
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.hu2020 import NUM_BOND_DIR, NUM_CHIRALITY, AtomTypeGNNStack, add_self_loop_edges, check_spec
 from molgnn.nn.readout import make_readout
+from molgnn.nn.encoder import Encoder
 
 NUM_ATOM_TYPE, NUM_BOND_TYPE = 119, 5  # their table sizes (atom mask and bond self-loop included)
 
@@ -48,7 +49,7 @@ class MolCLRGCNConv(MessagePassing):
         return x_j + edge_attr
 
 
-class MolCLRGCN(AtomTypeGNNStack, nn.Module):
+class MolCLRGCN(AtomTypeGNNStack, Encoder):
     """MolCLR GCN: embeddings -> ``num_layers`` x (conv -> batch norm -> ReLU except after the last ->
     dropout) -> mean pool -> ``feat_lin``.
 
@@ -87,6 +88,3 @@ class MolCLRGCN(AtomTypeGNNStack, nn.Module):
     def embed(self, batch) -> torch.Tensor:
         pooled = self.readout(self.node_embeddings(batch), batch.batch, dim_size=batch.num_graphs)
         return self.feat_lin(pooled)
-
-    def forward(self, batch) -> torch.Tensor:
-        return self.embed(batch)

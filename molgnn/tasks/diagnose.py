@@ -61,8 +61,8 @@ def diagnose(encoder: nn.Module, graphs: Sequence[Data], max_molecules: int = 25
     layers = [{"layer": i, "dim": int(s.size(1)),
                **layer_measures(s.float().cpu(), batch.edge_index.cpu(), batch.batch.cpu(), batch.num_graphs)}
               for i, s in enumerate(states)]
-    return {"version": VERSION, "encoder": getattr(encoder, "family", type(encoder).__name__),
-            "encoder_args": {k: v for k, v in getattr(encoder, "args", {}).items() if _plain(v)},
+    return {"version": VERSION, "encoder": encoder.family,
+            "encoder_args": {k: v for k, v in encoder.args.items() if _plain(v)},
             "molecules": batch.num_graphs, "atoms": int(batch.x.size(0)), "layers": layers,
             "summary": _summary(layers)}
 

@@ -67,7 +67,7 @@ def encode_dataset(encoder: nn.Module, dataset, batch_size: int, device) -> Embe
             parts["desc"].append(batch.desc.cpu())
     cat = {k: torch.cat(v) if v else None for k, v in parts.items()}
     if cat["h"] is None:
-        dim = getattr(encoder, "out_dim", 0)
+        dim = encoder.out_dim
         cat.update(h=torch.zeros(0, dim), y=torch.zeros(0, 1), row=torch.zeros(0, dtype=torch.long))
     return EmbeddingTensors(cat["h"], cat["y"], cat["row"], cat["desc"])
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from torch import nn
 
 from molgnn.errors import MolgnnError
-from molgnn.nn.embedding import FeatureEmbedding
 
 Part = list  # modules and loose parameters that freeze together
 
@@ -21,16 +20,13 @@ Part = list  # modules and loose parameters that freeze together
 def encoder_parts(encoder: nn.Module) -> tuple[Part, list[Part], Part]:
     """Split an encoder into (embeddings, layers, rest).
 
-    embeddings: ``encoder.embeddings`` when defined, else its direct ``nn.Embedding``/``FeatureEmbedding``
-    children outside ``encoder.layers``, plus the encoder's own loose parameters; layers: ``encoder.layers``
+    embeddings: ``encoder.embeddings`` (``molgnn.nn.encoder.Encoder``: by default its direct embedding
+    children outside ``encoder.layers``), plus the encoder's own loose parameters; layers: ``encoder.layers``
     in order; rest: every other direct child (readout, projections, final norm, dropout).
     """
     layers = [[layer] for layer in encoder.layers]
     in_layers = {id(m) for part in layers for m in part[0].modules()}
-    embeddings = getattr(encoder, "embeddings", None)
-    if embeddings is None:
-        embeddings = [m for m in encoder.children()
-                      if isinstance(m, nn.Embedding | FeatureEmbedding) and id(m) not in in_layers]
+    embeddings = encoder.embeddings
     taken = in_layers | {id(m) for e in embeddings for m in e.modules()}
     rest = [m for m in encoder.children() if not any(id(x) in taken for x in m.modules())]
     return [*embeddings, *encoder.parameters(recurse=False)], layers, rest

@@ -180,4 +180,4 @@ class RegressionTask(L.LightningModule):
         if self.descriptor_scaler is not None:
             head["descriptors"] = self.descriptor_scaler.to_dict()
         checkpoint["molgnn"] = make_header("model", self.encoder, heads=[head],
-                                           pretraining=getattr(self.encoder, "pretraining", None))
+                                           pretraining=self.encoder.pretraining)
