@@ -1,5 +1,5 @@
-"""LightningDataModule for labeled molecule tables: read -> featurize once (graphs, scaffolds and descriptors
-as the run needs them; cached) -> split -> scale -> loaders."""
+"""LightningDataModule for labeled molecule tables: read -> featurize once (graphs, scaffolds, descriptors and
+packed Morgan bits as the run needs them; cached) -> split -> scale -> loaders."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from molgnn.data.scaler import TargetScaler
 from molgnn.data.table import read_labeled_table
 from molgnn.errors import InputFileError
 from molgnn.featurize.descriptors import DescriptorScaler, check_names
+from molgnn.featurize.fingerprints import morgan_bits, stack_bits
 from molgnn.featurize.spec import FeaturizerSpec
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,16 @@ class MoleculeDataModule(L.LightningDataModule):
 
     Invalid rows (unparsable or empty SMILES, unusable targets) are collected in ``invalid_rows`` with the
     reason and left out of every split; nothing is dropped silently.
+
+    ``fingerprints``: also compute packed Morgan bits from the same parse, kept per row in
+    ``self.fingerprints`` uint8 [R, FP_BITS / 8] (zero rows where unparsable) for the applicability domain
+    (``molgnn.tasks.calibrate``); false: ``self.fingerprints`` is None (a run that does not calibrate).
     """
 
     def __init__(self, path: str, smiles_col: str, target_cols: list[str], split, spec: FeaturizerSpec,
                  batch_size: int = 64, num_workers: int = 0, featurize_workers: int | None = None,
                  cache_dir: str | None = None, name: str | None = None, descriptors: bool = False,
-                 descriptor_names: list[str] | None = None):
+                 descriptor_names: list[str] | None = None, fingerprints: bool = True):
         super().__init__()
         target_cols = [target_cols] if isinstance(target_cols, str) else list(target_cols)  # data.target_cols=logS
         self.path, self.smiles_col, self.target_cols = Path(path), smiles_col, target_cols
@@ -65,6 +70,7 @@ class MoleculeDataModule(L.LightningDataModule):
         self.featurize_workers, self.cache_dir = featurize_workers, cache_dir
         self.descriptor_names = check_names(descriptor_names) if descriptors else None
         self.descriptor_scaler: DescriptorScaler | None = None  # fitted on train rows when descriptors=True
+        self.want_fingerprints, self.fingerprints = fingerprints, None
         self.invalid_rows = pd.DataFrame(columns=["row", "line", "smiles", "reason"])
         self._ready = False
 
@@ -73,7 +79,8 @@ class MoleculeDataModule(L.LightningDataModule):
             return
         table = read_labeled_table(self.path, self.smiles_col, self.target_cols)
         scaffolds = bool(getattr(self.splitter, "uses_scaffolds", False))
-        products = Products(self.spec, scaffolds=scaffolds, descriptors=tuple(self.descriptor_names or ()))
+        products = Products(self.spec, scaffolds=scaffolds, descriptors=tuple(self.descriptor_names or ()),
+                            mol_arrays=(("fp", morgan_bits),) if self.want_fingerprints else ())
         features = featurize_cached(table_key(self.path, self.smiles_col), table.smiles, products, self.cache_dir,
                                     self.featurize_workers)  # each SMILES parsed once for every product
         feats = features.graphs
@@ -94,6 +101,8 @@ class MoleculeDataModule(L.LightningDataModule):
         self.scaler = TargetScaler.fit(targets[self.split["train"]])
         self.smiles, self.target_names = table.smiles, table.target_names
         desc = self._descriptors(features.descriptors) if self.descriptor_names else None
+        if self.want_fingerprints:
+            self.fingerprints = torch.from_numpy(stack_bits(features.arrays["fp"]))
         self.datasets = {k: LabeledGraphs(feats.graphs, feats.graph_index, targets, rows, desc)
                          for k, rows in self.split.items()}
         log.info("%s: %d rows, %d usable, %d invalid; split %s", self.path, len(table.smiles), len(usable),

@@ -136,16 +136,34 @@ def _save(features: Features, path: Path) -> None:
     blob = {"graphs": features.graphs.to_blob() if features.graphs is not None else None,
             "scaffolds": features.scaffolds, "canonical": features.canonical,
             "descriptors": None if features.descriptors is None else torch.from_numpy(features.descriptors),
-            "arrays": {k: [None if a is None else torch.from_numpy(a) for a in v] for k, v in features.arrays.items()}}
+            "arrays": {k: _pack_rows(v) for k, v in features.arrays.items()}}
     torch.save(blob, path)
+
+
+def _pack_rows(arrays: list) -> dict | list:
+    """list [R] of np.ndarray (None where unparsable) -> {"stack": tensor [V, ...], "valid": bool [R]} when
+    every array has one shape and dtype (one tensor loads in milliseconds; R small ones take seconds per
+    100k rows), else a list [R] of tensors / None."""
+    present = [a for a in arrays if a is not None]
+    if len({(a.shape, a.dtype) for a in present}) > 1:
+        return [None if a is None else torch.from_numpy(a) for a in arrays]
+    return {"stack": torch.from_numpy(np.stack(present)) if present else torch.zeros(0),
+            "valid": torch.tensor([a is not None for a in arrays], dtype=torch.bool)}
+
+
+def _unpack_rows(stored: dict | list) -> list:
+    """Inverse of ``_pack_rows`` -> list [R] of np.ndarray / None."""
+    if isinstance(stored, list):
+        return [None if a is None else a.numpy() for a in stored]
+    rows = iter(stored["stack"].numpy())
+    return [next(rows) if ok else None for ok in stored["valid"].tolist()]
 
 
 def _load(path: Path, rows: int) -> Features:
     blob = load_torch(path)
     out = Features(FeaturizedSmiles.from_blob(blob["graphs"]) if blob["graphs"] is not None else None,
                    blob["scaffolds"], None if blob["descriptors"] is None else blob["descriptors"].numpy(),
-                   blob["canonical"], {k: [None if a is None else a.numpy() for a in v]
-                                       for k, v in blob["arrays"].items()})
+                   blob["canonical"], {k: _unpack_rows(v) for k, v in blob["arrays"].items()})
     lengths = {len(x) for x in (out.scaffolds, out.canonical, out.descriptors, *out.arrays.values()) if x is not None}
     if out.graphs is not None:
         lengths.add(out.graphs.graph_index.numel())

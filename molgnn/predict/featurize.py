@@ -14,9 +14,9 @@ from torch_geometric.data import Batch
 
 from molgnn.data.engine import Products
 from molgnn.data.engine import featurize_job as engine_job
+from molgnn.featurize.fingerprints import FP_BYTES, morgan_bits
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.parallel import imap_ordered
-from molgnn.uncertainty.domain import FP_BITS, morgan_bits
 
 JOB_ROWS = 1000        # SMILES per worker job (unit of parallelism); chunk_rows is the unit of commit/resume
 
@@ -49,7 +49,7 @@ def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str], fin
     }
     if fingerprints:
         fps = [a for a, ok in zip(out["fp"], valid) if ok]
-        packed["fp"] = np.stack(fps) if fps else np.zeros((0, FP_BITS // 8), np.uint8)
+        packed["fp"] = np.stack(fps) if fps else np.zeros((0, FP_BYTES), np.uint8)
     return packed
 
 

@@ -2,6 +2,8 @@
 split for applicability-domain scores, and evaluate both on the test split.
 
     train rows -> embeddings h [N, d] + Morgan bits -> DomainIndex
+    (Morgan bits are read by row from the data module, computed by the featurization engine from the one
+    parse of each SMILES; only a data module without them makes ``fingerprints`` parse again)
     valid rows -> mean, spread, distance -> calibration record (molgnn.uncertainty.calibration)
     test rows  -> intervals, coverage, spread/error rank correlation, error by distance quartile
 """
@@ -9,6 +11,8 @@ split for applicability-domain scores, and evaluate both on the test split.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,17 +28,31 @@ from molgnn.uncertainty.settings import UncertaintySettings
 log = logging.getLogger(__name__)
 
 
-def _loader(datamodule, key: str):
+@dataclass
+class SplitLoader:
+    """Batches of one split + the data module's packed Morgan bits by row, uint8 [R, FP_BITS / 8] (None
+    when the data module has none), which ``collect`` picks out for the rows it sees."""
+
+    batches: Iterable
+    fingerprints: torch.Tensor | None = None
+
+    def __iter__(self) -> Iterator:
+        return iter(self.batches)
+
+
+def _loader(datamodule, key: str) -> SplitLoader:
     """Unshuffled loader over one split, graphs or precomputed embeddings alike."""
     if hasattr(datamodule, "embedded"):
-        return datamodule.loader(key, shuffle=False)
-    return graph_loader(datamodule.datasets[key], max(256, datamodule.batch_size), False, 0, False)
+        batches = datamodule.loader(key, shuffle=False)
+    else:
+        batches = graph_loader(datamodule.datasets[key], max(256, datamodule.batch_size), False, 0, False)
+    return SplitLoader(batches, getattr(datamodule, "fingerprints", None))
 
 
 @torch.no_grad()
 def collect(task, loader) -> dict[str, np.ndarray]:
     """Run the task over a loader -> rows [N], h [N, d], y / mean [N, T] and var [N, T] (original units;
-    var NaN without a variance head)."""
+    var NaN without a variance head), + fp uint8 [N, FP_BITS / 8] when the loader carries fingerprints."""
     out: dict[str, list] = {"row": [], "h": [], "y": [], "mean": [], "var": []}
     device = next(task.parameters()).device
     for batch in loader:
@@ -46,12 +64,27 @@ def collect(task, loader) -> dict[str, np.ndarray]:
         out["y"].append(batch.y.float().cpu())
         out["mean"].append(task.scaler.inverse(mean).float().cpu())
         out["var"].append(torch.full_like(mean, float("nan")) if var is None else (var * task.scaler.std**2).cpu())
-    return {k: torch.cat(v).numpy() for k, v in out.items()}
+    result = {k: torch.cat(v).numpy() for k, v in out.items()}
+    if getattr(loader, "fingerprints", None) is not None:
+        result["fp"] = loader.fingerprints.numpy()[result["row"]]
+    return result
 
 
 def fingerprints(smiles: list[str]) -> torch.Tensor:
-    """Packed Morgan fingerprints uint8 [N, FP_BITS / 8] of valid SMILES."""
+    """Packed Morgan fingerprints uint8 [N, FP_BITS / 8] of valid SMILES, parsed here: the fallback for
+    outputs whose data module keeps no fingerprints (``MoleculeDataModule(fingerprints=False)``, another
+    kind of data module, a plain loader passed to ``collect``)."""
+    log.info("no fingerprints from the data module: parsing %d SMILES for Morgan bits", len(smiles))
     return torch.from_numpy(np.stack([morgan_bits(parse_smiles(s)) for s in smiles]))
+
+
+def row_fingerprints(out: dict, smiles: list[str], keep: np.ndarray | None = None) -> torch.Tensor:
+    """Packed Morgan bits uint8 [N, FP_BITS / 8] of ``collect`` outputs' rows (``keep``: indices into them):
+    ``out["fp"]`` when the data module supplied it, else parsed from ``smiles`` (all rows of the table)."""
+    keep = np.arange(len(out["row"])) if keep is None else keep
+    if "fp" in out:
+        return torch.from_numpy(out["fp"][keep])
+    return fingerprints([smiles[r] for r in out["row"][keep]])
 
 
 def build_domain(task, datamodule, settings: UncertaintySettings) -> DomainIndex:
@@ -60,8 +93,8 @@ def build_domain(task, datamodule, settings: UncertaintySettings) -> DomainIndex
     keep = np.arange(len(train["row"]))
     if len(keep) > settings.max_domain_molecules:
         keep = np.sort(np.random.default_rng(0).choice(keep, settings.max_domain_molecules, replace=False))
-    smiles = [datamodule.smiles[r] for r in train["row"][keep]]
-    return DomainIndex(torch.from_numpy(train["h"][keep]), fingerprints(smiles), settings.domain_k)
+    return DomainIndex(torch.from_numpy(train["h"][keep]), row_fingerprints(train, datamodule.smiles, keep),
+                       settings.domain_k)
 
 
 def calibration_record(task, datamodule, settings: UncertaintySettings, domain: DomainIndex) -> dict:
@@ -113,7 +146,7 @@ def evaluate(out: dict, record: dict, smiles: list[str], domain: DomainIndex) ->
     metrics["test/mae_nearest_quartile"], metrics["test/mae_farthest_quartile"] = quart[0], quart[3]
     metrics["test/in_domain_fraction"] = float(np.mean(out["score"] <= 1.0))
     if "similarity" not in out:
-        out["similarity"] = domain.similarity(fingerprints([smiles[r] for r in out["row"]])).numpy()
+        out["similarity"] = domain.similarity(row_fingerprints(out, smiles)).numpy()
     metrics["test/spearman_similarity_error"] = spread_error_spearman(np.nanmean(
         np.abs(out["y"] - out["mean"]), axis=1), -out["similarity"])
     return metrics

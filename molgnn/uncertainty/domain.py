@@ -14,23 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from rdkit import DataStructs
-from rdkit.Chem import rdFingerprintGenerator
 from sklearn.isotonic import IsotonicRegression
 from torch import nn
 
-FP_BITS = 2048
-_MORGAN = None
+from molgnn.featurize.fingerprints import FP_BITS, morgan_bits  # computed in the featurize layer (the engine)
 
-
-def morgan_bits(mol) -> np.ndarray:
-    """RDKit Mol -> Morgan radius-2 fingerprint packed into uint8 [FP_BITS / 8]."""
-    global _MORGAN
-    if _MORGAN is None:
-        _MORGAN = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=FP_BITS)
-    bits = np.zeros(FP_BITS, dtype=np.uint8)
-    DataStructs.ConvertToNumpyArray(_MORGAN.GetFingerprint(mol), bits)
-    return np.packbits(bits)
+__all__ = ["FP_BITS", "DomainIndex", "fit_threshold", "morgan_bits"]
 
 
 class DomainIndex(nn.Module):
