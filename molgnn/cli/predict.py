@@ -5,24 +5,17 @@ from __future__ import annotations
 import logging
 
 import hydra
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 
 from molgnn.cli import CONF_DIR, config_errors_as_one_line, user_errors_as_one_line
-from molgnn.predict import PredictSummary, predict_file
+from molgnn.predict import PredictSummary, predict_arguments, predict_file  # registers predict_schema
 
 log = logging.getLogger("molgnn.predict")
 
 
 def predict(cfg: DictConfig) -> PredictSummary:
-    """Run the prediction job a composed ``predict`` config describes."""
-    ckpts = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
-    return predict_file(ckpts, cfg.input.path, cfg.output_path, smiles_col=cfg.input.smiles_col,
-                        output_format=cfg.output_format, chunk_rows=int(cfg.chunk_rows),
-                        batch_size=cfg.batch_size, num_workers=cfg.num_workers, device=str(cfg.device),
-                        resume=bool(cfg.resume), progress=bool(cfg.progress), rank=int(cfg.rank),
-                        world_size=int(cfg.world_size), shard_timeout_s=float(cfg.shard_timeout_s),
-                        torch_threads=cfg.torch_threads, uncertainty=bool(cfg.uncertainty),
-                        interval_level=cfg.interval_level)
+    """Run the prediction job a composed ``predict`` config (schema ``PredictConfig``) describes."""
+    return predict_file(**predict_arguments(cfg))
 
 
 @config_errors_as_one_line("molgnn-predict")

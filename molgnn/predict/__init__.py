@@ -3,7 +3,8 @@
 Pipeline (memory stays flat as the file grows)::
 
     input file --(pandas chunked reader / line reader)--> chunk k (chunk_rows rows, carried columns)   readers
-      --> jobs of JOB_ROWS SMILES --(fork Pool, apply_async, bounded window)--> packed numpy graphs  featurize
+      --> jobs of JOB_ROWS SMILES --(molgnn.parallel.imap_ordered: fork pool, in order, bounded window)
+          --> packed numpy graphs (one parse per SMILES: the featurization engine)                    featurize
       --> PyG batches collated straight from the packed arrays --> model(s) forward (main process,
           overlapped with the workers featurizing the next jobs)                                     infer
       --> chunk frame: carried columns, one column per target (ensemble: <t>_mean, <t>_std), valid, error
@@ -14,9 +15,10 @@ Pipeline (memory stays flat as the file grows)::
 settings, checked against ``<output>.parts/meta.json``) and predicts only the missing chunks, so no row is
 lost or duplicated. Sharding: rank r of W predicts chunks k with k % W == r into the same parts folder and
 marks ``rank-r-of-W.done``; rank 0 waits for every rank and merges (``merge_parts``). ``predict_file``
-(driver) runs it all.
+(driver) runs it all; ``conf/predict.yaml`` is checked against ``PredictConfig`` (config) when composed.
 """
 
+from molgnn.predict.config import InputConfig, PredictConfig, predict_arguments
 from molgnn.predict.driver import FORMATS, PredictSummary, predict_file, resolve_format
 from molgnn.predict.featurize import JOB_ROWS, featurize_job, featurized_chunks, iter_batches
 from molgnn.predict.infer import frame_columns, output_frame, predict_jobs
@@ -32,8 +34,8 @@ from molgnn.predict.parts import (
 from molgnn.predict.readers import count_rows, input_columns, read_chunks
 
 __all__ = [
-    "FORMATS", "JOB_ROWS", "PredictSummary", "count_rows", "featurize_job", "featurized_chunks", "frame_columns",
-    "input_columns", "iter_batches", "mark_done", "merge_parts", "output_frame", "parquet_schema", "parts_dir",
-    "predict_file", "predict_jobs", "read_chunks", "resolve_format", "start_parts", "wait_for_ranks",
-    "write_chunk",
+    "FORMATS", "JOB_ROWS", "InputConfig", "PredictConfig", "PredictSummary", "count_rows", "featurize_job",
+    "featurized_chunks", "frame_columns", "input_columns", "iter_batches", "mark_done", "merge_parts",
+    "output_frame", "parquet_schema", "parts_dir", "predict_arguments", "predict_file", "predict_jobs",
+    "read_chunks", "resolve_format", "start_parts", "wait_for_ranks", "write_chunk",
 ]

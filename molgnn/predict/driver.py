@@ -108,7 +108,8 @@ def predict_file(ckpt_path: str | list[str], input_path: str | Path, output_path
 
     Defaults: ``num_workers`` every core; ``batch_size`` 128 graphs on CPU (measured fastest: larger
     batches fall out of cache), 1024 on CUDA; ``torch_threads`` (CPU, during the run) half the cores when
-    workers featurize beside the forward pass, else torch's own default.
+    workers featurize beside the forward pass, else torch's own default. ``molgnn-predict`` passes the
+    keys of its checked config (``PredictConfig``) through ``config.predict_arguments``.
     """
     paths = [ckpt_path] if isinstance(ckpt_path, (str, Path)) else list(ckpt_path)
     models = load_ensemble(paths)
