@@ -130,13 +130,13 @@ def test_l2sp_keeps_the_encoder_near_its_start(runs):
 def test_l2sp_penalty_counts_only_trainable_distance_from_start():
     encoder = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
     anchor = WeightAnchor(encoder, strength=4.0)
-    assert float(anchor.penalty(encoder)) == 0.0
+    assert anchor.penalty(encoder).item() == 0.0
     with torch.no_grad():
         encoder[0].weight.add_(1.0)  # 6 entries, each 1 away
         encoder[1].bias.add_(2.0)  # 1 entry, 2 away
-    assert float(anchor.penalty(encoder)) == pytest.approx(0.5 * 4.0 * (6 + 4))
+    assert anchor.penalty(encoder).item() == pytest.approx(0.5 * 4.0 * (6 + 4))
     encoder[1].requires_grad_(False)  # frozen parameters are not penalized
-    assert float(anchor.penalty(encoder)) == pytest.approx(0.5 * 4.0 * 6)
+    assert anchor.penalty(encoder).item() == pytest.approx(0.5 * 4.0 * 6)
     assert "start_0" not in WeightAnchor(encoder, 1.0).state_dict()  # never written into checkpoints
     with pytest.raises(MolgnnError, match="task.l2sp"):
         WeightAnchor(encoder, -1.0)

@@ -10,8 +10,15 @@ wider intervals even when the spread estimate does not see the shift.
 
 from __future__ import annotations
 
+import logging
+import warnings
+
 import numpy as np
-from crepes import ConformalRegressor
+
+with warnings.catch_warnings():  # crepes calls warnings.simplefilter("always", UserWarning) on import: keep
+    from crepes import ConformalRegressor  # that out of the user's process-wide warning filters
+
+log = logging.getLogger(__name__)
 
 MIN_BIN = 20  # calibration molecules per Mondrian bin below which bins are merged (crepes needs enough)
 
@@ -56,6 +63,11 @@ def conformal_interval(cal_residual: np.ndarray, cal_sigma: np.ndarray | None, p
             cal_bins = np.digitize(np.asarray(cal_score)[keep], edges)
             bins = np.digitize(np.nan_to_num(np.asarray(score)[ok], nan=np.inf), edges)
     cr = ConformalRegressor().fit(np.abs(res[keep]), sigmas=cal_s, bins=cal_bins)
-    out = cr.predict_int(pred[ok], sigmas=new_s, bins=bins, confidence=level)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = cr.predict_int(pred[ok], sigmas=new_s, bins=bins, confidence=level)
+    if any("too small" in str(w.message) for w in caught):  # crepes' warning, said once in molgnn's words
+        log.warning("%d calibration molecules%s are too few for %g%% intervals: those intervals are infinite",
+                    int(keep.sum()), " (in some distance bin)" if cal_bins is not None else "", 100 * level)
     lower[ok], upper[ok] = out[:, 0], out[:, 1]
     return lower, upper
