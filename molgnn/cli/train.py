@@ -32,12 +32,14 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
 
         return train_ensemble(cfg, out_dir, train)
     encoder = instantiate(cfg.encoder)
-    # objects are passed to the partial, not to instantiate (which would turn them into configs)
-    datamodule = instantiate(cfg.data, _partial_=True)(split=instantiate(cfg.split), spec=encoder.spec)
+    uncertainty = instantiate(cfg.uncertainty) if cfg.get("uncertainty") else UncertaintySettings(method="none")
+    # objects are passed to the partial, not to instantiate (which would turn them into configs); Morgan bits
+    # come from the same parse as the graphs, only when calibration will use them (applicability domain)
+    datamodule = instantiate(cfg.data, _partial_=True)(split=instantiate(cfg.split), spec=encoder.spec,
+                                                       fingerprints=uncertainty.method != "none")
     datamodule.setup("fit")
     write_invalid_rows(datamodule.invalid_rows, out_dir, datamodule.path)
     num_desc = getattr(datamodule, "num_descriptors", 0)  # data.descriptors=true: head sees [h || desc]
-    uncertainty = instantiate(cfg.uncertainty) if cfg.get("uncertainty") else UncertaintySettings(method="none")
     out_dim = datamodule.num_targets * (2 if uncertainty.mve else 1)  # mve: mean and variance per target
     head = instantiate(cfg.head)(in_dim=encoder.out_dim + num_desc, out_dim=out_dim)
     task = instantiate(cfg.task)(encoder=encoder, head=head, scaler=datamodule.scaler,
