@@ -8,8 +8,8 @@ Kinds:
   header's kind, ``encoder`` (``encoder.pt``), ``pretrain`` (molgnn-pretrain checkpoint), ``model``
   (molgnn-train checkpoint), ``bundle`` (molgnn-bundle) or ``ensemble``; the header is checked here
   (``read_header``: format version and structure).
-- ``chemprop``: a Chemprop 2.x model or message-passing file (``chemprop_file.is_chemprop_file``), read
-  with the inert stand-ins of ``chemprop_file.STAND_INS`` for the classes it names.
+- ``chemprop``: a Chemprop 2.x model or message-passing file (``chemprop_pickle.is_chemprop_file``), read
+  with the inert stand-ins of ``chemprop_pickle.STAND_INS`` for the classes it names.
 - ``state_dict``: anything else that holds a dict, a plain PyTorch state dict (or one under ``state_dict``
   in a foreign Lightning checkpoint); ``transfer.plain_state_dict`` checks that it is tensors only.
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from molgnn.chemprop_pickle import STAND_INS, is_chemprop_file
 from molgnn.errors import CheckpointError
 from molgnn.storage import load_torch
 from molgnn.featurize.spec import FeaturizerSpec
@@ -69,9 +70,6 @@ class WeightsFile:
 
 def read_weights(path: str | Path) -> WeightsFile:
     """Open any weights file molgnn accepts and say what it is (see the module docstring for the kinds)."""
-    # chemprop_file builds modules with checkpoint, which reads through here: imported when needed
-    from molgnn.chemprop_file import STAND_INS, is_chemprop_file
-
     if is_chemprop_file(path):
         blob = safe_load(path, STAND_INS)
         if not isinstance(blob.get("hyper_parameters"), dict) or not isinstance(blob.get("state_dict"), dict):
