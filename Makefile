@@ -21,3 +21,4 @@ test-fast:
 
 lint:
 	ruff check molgnn tests bench
+	ruff format --check molgnn tests bench

@@ -20,13 +20,19 @@ REFERENCE = {"esol": "0.823 (0.815/0.817/0.837)", "freesolv": "2.46", "lipophili
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--extra", nargs="*", default=[])
-    parser.add_argument("--out", default=None, help="directory for run outputs (default: a temp dir); runs "
-                        "already there are reused, so an interrupted benchmark continues")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="directory for run outputs (default: a temp dir); runs "
+        "already there are reused, so an interrupted benchmark continues",
+    )
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="molgnn-acc-"))
     jobs = [(d, s) for d in args.datasets for s in args.seeds]
@@ -41,12 +47,23 @@ def main() -> None:
     rows = []
     for d in args.datasets:
         ms = [results[(d, s)] for s in args.seeds]
-        rows.append([d, mean_std([m["test/rmse"] for m in ms]), mean_std([m["test/mae"] for m in ms]),
-                     f"{statistics.median(m.get('time/epoch_median_s', float('nan')) for m in ms):.2f}",
-                     f"{statistics.median(m['epochs'] for m in ms):.0f}", REFERENCE.get(d, "")])
+        rows.append(
+            [
+                d,
+                mean_std([m["test/rmse"] for m in ms]),
+                mean_std([m["test/mae"] for m in ms]),
+                f"{statistics.median(m.get('time/epoch_median_s', float('nan')) for m in ms):.2f}",
+                f"{statistics.median(m['epochs'] for m in ms):.0f}",
+                REFERENCE.get(d, ""),
+            ]
+        )
     print(f"overrides: {args.extra or '(defaults)'}; seeds {args.seeds}; outputs in {out}")
-    print(markdown_table(["dataset (scaffold)", "test RMSE", "test MAE", "s/epoch (median)", "epochs",
-                          "Chemprop v2 RMSE"], rows))
+    print(
+        markdown_table(
+            ["dataset (scaffold)", "test RMSE", "test MAE", "s/epoch (median)", "epochs", "Chemprop v2 RMSE"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,17 @@ import numpy as np
 from common import DEV_SUITE, ROOT, dataset_overrides, judged_metric, markdown_table, mean_std, run_train
 
 ESTIMATORS = ("conformal", "distance", "distance+mondrian", "mve", "mve+mondrian")
-SIZE_ORDER = ("lipophilicity", "adme_hlm", "adme_rlm", "adme_mdr1_er", "adme_sol", "adme_hppb", "esol",
-              "adme_rppb", "freesolv")
+SIZE_ORDER = (
+    "lipophilicity",
+    "adme_hlm",
+    "adme_rlm",
+    "adme_mdr1_er",
+    "adme_sol",
+    "adme_hppb",
+    "esol",
+    "adme_rppb",
+    "freesolv",
+)
 
 
 def run_all(args, out: Path) -> dict:
@@ -38,10 +47,16 @@ def run_all(args, out: Path) -> dict:
     def one(job):
         d, m, s = job
         run_dir = out / f"{d}-{m}-{s}"
-        metrics = run_train([*dataset_overrides(d), f"seed={s}", f"uncertainty={m}", *epochs], run_dir,
-                            1 if args.parallel > 1 else None)
-        return job, {"metrics": metrics, "calibration": json.loads((run_dir / "calibration.json").read_text()),
-                     "dir": run_dir}
+        metrics = run_train(
+            [*dataset_overrides(d), f"seed={s}", f"uncertainty={m}", *epochs],
+            run_dir,
+            1 if args.parallel > 1 else None,
+        )
+        return job, {
+            "metrics": metrics,
+            "calibration": json.loads((run_dir / "calibration.json").read_text()),
+            "dir": run_dir,
+        }
 
     with ThreadPoolExecutor(args.parallel) as pool:
         return dict(pool.map(one, jobs))
@@ -55,9 +70,11 @@ def finished_runs(out: Path, args) -> dict:
             for s in args.seeds:
                 run_dir = out / f"{d}-{m}-{s}"
                 if (run_dir / "metrics.json").exists() and (run_dir / "calibration.json").exists():
-                    found[(d, m, s)] = {"metrics": json.loads((run_dir / "metrics.json").read_text()),
-                                        "calibration": json.loads((run_dir / "calibration.json").read_text()),
-                                        "dir": run_dir}
+                    found[(d, m, s)] = {
+                        "metrics": json.loads((run_dir / "metrics.json").read_text()),
+                        "calibration": json.loads((run_dir / "calibration.json").read_text()),
+                        "dir": run_dir,
+                    }
     return found
 
 
@@ -80,7 +97,9 @@ def ensemble_metrics(results: dict, d: str, method: str, seeds: list[int]) -> di
     from molgnn.cli.ensemble import ensemble_test_metrics
 
     runs = [results[(d, method, s)]["dir"] for s in seeds]
-    out = ensemble_test_metrics([str(r / "checkpoints" / "best.ckpt") for r in runs], runs[0] / "test_predictions.csv")
+    out = ensemble_test_metrics(
+        [str(r / "checkpoints" / "best.ckpt") for r in runs], runs[0] / "test_predictions.csv"
+    )
     return {**out, "accuracy": out[judged_metric(d)]}
 
 
@@ -91,8 +110,12 @@ def fmt(values: list[float]) -> str:
 
 def tables(results: dict, datasets: list[str], seeds: list[int]) -> str:
     per = {(d, s): estimator_metrics(results, d, s) for d in datasets for s in seeds}
-    ens = {(d, m): ensemble_metrics(results, d, m, seeds) for d in datasets for m in ("distance", "mve")
-           if all((d, m, s) in results for s in seeds)}
+    ens = {
+        (d, m): ensemble_metrics(results, d, m, seeds)
+        for d in datasets
+        for m in ("distance", "mve")
+        if all((d, m, s) in results for s in seeds)
+    }
 
     def vals(d, e, key):
         return [per[(d, s)][e][key] for s in seeds if e in per[(d, s)]]
@@ -106,7 +129,9 @@ def tables(results: dict, datasets: list[str], seeds: list[int]) -> str:
         row = [d]
         for e in ESTIMATORS:
             row.append(fmt(vals(d, e, "test/coverage90")))
-            inside[e] += bool(vals(d, e, "test/coverage90")) and 0.87 <= np.mean(vals(d, e, "test/coverage90")) <= 0.93
+            inside[e] += (
+                bool(vals(d, e, "test/coverage90")) and 0.87 <= np.mean(vals(d, e, "test/coverage90")) <= 0.93
+            )
         for m, name in (("distance", "ensemble"), ("mve", "ensemble mve")):
             row.append(ens_cell(d, m, "test/coverage90"))
             inside[name] += (d, m) in ens and 0.87 <= ens[(d, m)]["test/coverage90"] <= 0.93
@@ -115,38 +140,99 @@ def tables(results: dict, datasets: list[str], seeds: list[int]) -> str:
     t1 = markdown_table(["set", *ESTIMATORS, f"ensemble ({n} seeds)", f"ensemble mve ({n} seeds)"], rows)
     rows, positive = [], dict.fromkeys(["distance", "mve", "ensemble", "ensemble mve", "tanimoto"], 0)
     for d in datasets:
-        sp = {"distance": vals(d, "distance", "test/spearman_spread_error"),
-              "mve": vals(d, "mve", "test/spearman_spread_error"),
-              "tanimoto": vals(d, "distance", "test/spearman_similarity_error")}
+        sp = {
+            "distance": vals(d, "distance", "test/spearman_spread_error"),
+            "mve": vals(d, "mve", "test/spearman_spread_error"),
+            "tanimoto": vals(d, "distance", "test/spearman_similarity_error"),
+        }
         for k, v in sp.items():
             positive[k] += bool(v) and np.mean(v) > 0
         for m, k in (("distance", "ensemble"), ("mve", "ensemble mve")):
             positive[k] += (d, m) in ens and ens[(d, m)]["test/spearman_spread_error"] > 0
-        rows.append([d, fmt(sp["distance"]), fmt(sp["mve"]), ens_cell(d, "distance", "test/spearman_spread_error"),
-                     ens_cell(d, "mve", "test/spearman_spread_error"), fmt(sp["tanimoto"]),
-                     fmt(vals(d, "distance", "test/miscalibration_area")), fmt(vals(d, "mve", "test/miscalibration_area"))])
-    rows.append(["sets with Spearman > 0", *(f"{positive[k]} of {len(datasets)}" for k in
-                                             ("distance", "mve", "ensemble", "ensemble mve", "tanimoto")), "", ""])
-    t2 = markdown_table(["set", "distance", "mve", "ensemble", "ensemble mve", "1 - Tanimoto (distance runs)",
-                         "miscal. area distance", "miscal. area mve"], rows)
+        rows.append(
+            [
+                d,
+                fmt(sp["distance"]),
+                fmt(sp["mve"]),
+                ens_cell(d, "distance", "test/spearman_spread_error"),
+                ens_cell(d, "mve", "test/spearman_spread_error"),
+                fmt(sp["tanimoto"]),
+                fmt(vals(d, "distance", "test/miscalibration_area")),
+                fmt(vals(d, "mve", "test/miscalibration_area")),
+            ]
+        )
+    rows.append(
+        [
+            "sets with Spearman > 0",
+            *(
+                f"{positive[k]} of {len(datasets)}"
+                for k in ("distance", "mve", "ensemble", "ensemble mve", "tanimoto")
+            ),
+            "",
+            "",
+        ]
+    )
+    t2 = markdown_table(
+        [
+            "set",
+            "distance",
+            "mve",
+            "ensemble",
+            "ensemble mve",
+            "1 - Tanimoto (distance runs)",
+            "miscal. area distance",
+            "miscal. area mve",
+        ],
+        rows,
+    )
     rows, grows = [], 0
     for d in datasets:
-        acc = {m: [results[(d, m, s)]["metrics"][judged_metric(d)] for s in seeds if (d, m, s) in results]
-               for m in ("distance", "mve")}
-        near, far = vals(d, "distance", "test/mae_nearest_quartile"), vals(d, "distance", "test/mae_farthest_quartile")
+        acc = {
+            m: [results[(d, m, s)]["metrics"][judged_metric(d)] for s in seeds if (d, m, s) in results]
+            for m in ("distance", "mve")
+        }
+        near, far = (
+            vals(d, "distance", "test/mae_nearest_quartile"),
+            vals(d, "distance", "test/mae_farthest_quartile"),
+        )
         grows += np.mean(far) > np.mean(near)
-        rows.append([d, judged_metric(d), fmt(acc["distance"]), fmt(acc["mve"]), ens_cell(d, "distance", "accuracy"),
-                     fmt(near), fmt(far), fmt(vals(d, "distance", "test/in_domain_fraction"))])
+        rows.append(
+            [
+                d,
+                judged_metric(d),
+                fmt(acc["distance"]),
+                fmt(acc["mve"]),
+                ens_cell(d, "distance", "accuracy"),
+                fmt(near),
+                fmt(far),
+                fmt(vals(d, "distance", "test/in_domain_fraction")),
+            ]
+        )
     rows.append([f"farthest > nearest on {grows} of {len(datasets)}", "", "", "", "", "", "", ""])
-    t3 = markdown_table(["set", "metric", "MSE model", "MVE model", f"ensemble ({n} MSE)", "MAE nearest quartile",
-                         "MAE farthest quartile", "test in domain"], rows)
-    return (f"Coverage of 90% conformal intervals on test (mean ± sd over seeds {seeds}):\n\n{t1}\n\n"
-            f"Spearman(spread, |error|) on test, and miscalibration area:\n\n{t2}\n\n"
-            f"Accuracy, and |error| by domain-distance quartile (distance runs):\n\n{t3}\n")
+    t3 = markdown_table(
+        [
+            "set",
+            "metric",
+            "MSE model",
+            "MVE model",
+            f"ensemble ({n} MSE)",
+            "MAE nearest quartile",
+            "MAE farthest quartile",
+            "test in domain",
+        ],
+        rows,
+    )
+    return (
+        f"Coverage of 90% conformal intervals on test (mean ± sd over seeds {seeds}):\n\n{t1}\n\n"
+        f"Spearman(spread, |error|) on test, and miscalibration area:\n\n{t2}\n\n"
+        f"Accuracy, and |error| by domain-distance quartile (distance runs):\n\n{t3}\n"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", nargs="+", default=list(DEV_SUITE), choices=DEV_SUITE)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None)

@@ -46,8 +46,16 @@ def run_dir(out: Path, family: str, dataset: str, mode: str, depth: int, seed: i
 
 
 def overrides(family: str, dataset: str, mode: str, depth: int, seed: int, epochs: int) -> list[str]:
-    return [*dataset_overrides(dataset), *FAMILY_PLAIN[family], *MODES[mode], f"encoder.num_layers={depth}",
-            f"seed={seed}", f"trainer.max_epochs={epochs}", "uncertainty=none", "logger=none"]
+    return [
+        *dataset_overrides(dataset),
+        *FAMILY_PLAIN[family],
+        *MODES[mode],
+        f"encoder.num_layers={depth}",
+        f"seed={seed}",
+        f"trainer.max_epochs={epochs}",
+        "uncertainty=none",
+        "logger=none",
+    ]
 
 
 def run_grid(args) -> None:
@@ -57,10 +65,14 @@ def run_grid(args) -> None:
                 for depth in args.depths:
                     for mode in args.modes:
                         d = run_dir(args.out, family, dataset, mode, depth, seed)
-                        m = run_train(overrides(family, dataset, mode, depth, seed, args.epochs), d, args.threads)
-                        print(f"{family} {dataset} {mode} L{depth} s{seed}: test rmse {m['test/rmse']:.4f} "
-                              f"val {m['val/rmse']:.4f} node_cos {m.get('diagnostics/last_node_cosine', 0):.3f}",
-                              flush=True)
+                        m = run_train(
+                            overrides(family, dataset, mode, depth, seed, args.epochs), d, args.threads
+                        )
+                        print(
+                            f"{family} {dataset} {mode} L{depth} s{seed}: test rmse {m['test/rmse']:.4f} "
+                            f"val {m['val/rmse']:.4f} node_cos {m.get('diagnostics/last_node_cosine', 0):.3f}",
+                            flush=True,
+                        )
 
 
 def collect(out: Path) -> dict:
@@ -83,22 +95,44 @@ def _cell(runs: list[dict]) -> str:
     rmse = [r["test/rmse"] for r in runs]
     sd = f" ± {statistics.stdev(rmse):.3f}" if len(rmse) > 1 else ""
     cos = _mean(runs, "diagnostics/last_node_cosine")
-    return f"{statistics.mean(rmse):.3f}{sd} (n={len(rmse)}; cos {cos:.2f})" if cos is not None else \
-        f"{statistics.mean(rmse):.3f}{sd} (n={len(rmse)})"
+    return (
+        f"{statistics.mean(rmse):.3f}{sd} (n={len(rmse)}; cos {cos:.2f})"
+        if cos is not None
+        else f"{statistics.mean(rmse):.3f}{sd} (n={len(rmse)})"
+    )
 
 
 def report(out: Path) -> str:
     found = collect(out)
-    lines = ["# Depth benchmark (bench/bench_depth.py)", "",
-             "Cells: mean test RMSE ± sd over seeds (n seeds; cos = mean pairwise cosine of the atoms within a "
-             "molecule at the last layer, validation molecules). Modes: see MODES in bench/bench_depth.py.", ""]
+    lines = [
+        "# Depth benchmark (bench/bench_depth.py)",
+        "",
+        "Cells: mean test RMSE ± sd over seeds (n seeds; cos = mean pairwise cosine of the atoms within a "
+        "molecule at the last layer, validation molecules). Modes: see MODES in bench/bench_depth.py.",
+        "",
+    ]
     for family, dataset in sorted({(k[0], k[1]) for k in found}):
         depths = sorted({k[3] for k in found if k[:2] == (family, dataset)})
         modes = [m for m in MODES if any(k[:3] == (family, dataset, m) for k in found)]
-        rows = [[mode, *[_cell(found[(family, dataset, mode, d)]) if (family, dataset, mode, d) in found else ""
-                         for d in depths]] for mode in modes]
-        lines += [f"## {family} on {dataset}", "", markdown_table(["mode", *[f"depth {d}" for d in depths]], rows),
-                  "", *_collapse(found, family, dataset, depths), *_bar(found, family, dataset), ""]
+        rows = [
+            [
+                mode,
+                *[
+                    _cell(found[(family, dataset, mode, d)]) if (family, dataset, mode, d) in found else ""
+                    for d in depths
+                ],
+            ]
+            for mode in modes
+        ]
+        lines += [
+            f"## {family} on {dataset}",
+            "",
+            markdown_table(["mode", *[f"depth {d}" for d in depths]], rows),
+            "",
+            *_collapse(found, family, dataset, depths),
+            *_bar(found, family, dataset),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -109,8 +143,10 @@ def _collapse(found, family, dataset, depths) -> list[str]:
         runs = found.get((family, dataset, "plain", d))
         if runs:
             vals = [_mean(runs, f"diagnostics/{k}") for k in DIAG_KEYS]
-            cells.append(f"L{d}: " + ", ".join(f"{k.split('_', 1)[1]} {v:.3g}" for k, v in zip(DIAG_KEYS, vals)
-                                              if v is not None))
+            cells.append(
+                f"L{d}: "
+                + ", ".join(f"{k.split('_', 1)[1]} {v:.3g}" for k, v in zip(DIAG_KEYS, vals) if v is not None)
+            )
     return ["Plain encoder diagnostics by depth: " + "; ".join(cells), ""] if cells else []
 
 
@@ -125,9 +161,11 @@ def _bar(found, family, dataset) -> list[str]:
     best_d = min(deep, key=lambda kv: _mean(kv[1], "val/rmse"))
     s_rmse, d_rmse = _mean(best_s[1], "test/rmse"), _mean(best_d[1], "test/rmse")
     gap = d_rmse / s_rmse - 1
-    text = (f"Bar (chosen on validation): best shallow = {best_s[0][2]} L{best_s[0][3]} test {s_rmse:.3f} "
-            f"(n={len(best_s[1])}); best mitigated at 12 = {best_d[0][2]} test {d_rmse:.3f} (n={len(best_d[1])}), "
-            f"gap {100 * gap:+.1f}% -> {'within' if gap <= 0.02 else 'NOT within'} 2%")
+    text = (
+        f"Bar (chosen on validation): best shallow = {best_s[0][2]} L{best_s[0][3]} test {s_rmse:.3f} "
+        f"(n={len(best_s[1])}); best mitigated at 12 = {best_d[0][2]} test {d_rmse:.3f} (n={len(best_d[1])}), "
+        f"gap {100 * gap:+.1f}% -> {'within' if gap <= 0.02 else 'NOT within'} 2%"
+    )
     if plain:
         text += f"; plain at 12: test {_mean(plain, 'test/rmse'):.3f}, gap {100 * (_mean(plain, 'test/rmse') / s_rmse - 1):+.1f}%"
     return [text + "."]

@@ -26,7 +26,9 @@ FROZEN = ["encoder=minimol", "task.freeze_encoder=true", "task.precompute_embedd
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", nargs="+", default=list(DEV_SUITE), choices=DEV_SUITE)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1)
@@ -46,9 +48,13 @@ def main() -> None:
         d, col, s = job
         if col == "scratch":
             return job, scratch(d, s)
-        return job, run_train([*dataset_overrides(d), f"seed={s}", *FROZEN], out / f"{d}-minimol-{s}", threads)
+        return job, run_train(
+            [*dataset_overrides(d), f"seed={s}", *FROZEN], out / f"{d}-minimol-{s}", threads
+        )
 
-    jobs = [(d, c, s) for c in ("minimol", "scratch") for d in args.datasets for s in args.seeds]  # scratch last:
+    jobs = [
+        (d, c, s) for c in ("minimol", "scratch") for d in args.datasets for s in args.seeds
+    ]  # scratch last:
     # reused runs of a bench_decisions.py started earlier are then finished
     with ThreadPoolExecutor(args.parallel) as pool:
         res = dict(pool.map(one, jobs))
@@ -61,9 +67,18 @@ def main() -> None:
         wins["scratch"] += sum(mm) / len(mm) < sum(sc) / len(sc)
         wins["peer"] += sum(mm) / len(mm) < best
         rows.append([d, key.split("/")[1].upper(), mean_std(mm), mean_std(sc), f"{best:.3f}"])
-    rows.append(["frozen MiniMol better", "", f"than scratch on {wins['scratch']} of {len(args.datasets)}",
-                 "", f"than the best peer on {wins['peer']} of {len(args.datasets)}"])
-    text = markdown_table(["set", "metric", "frozen MiniMol + head", "molgnn D-MPNN scratch", "best peer"], rows)
+    rows.append(
+        [
+            "frozen MiniMol better",
+            "",
+            f"than scratch on {wins['scratch']} of {len(args.datasets)}",
+            "",
+            f"than the best peer on {wins['peer']} of {len(args.datasets)}",
+        ]
+    )
+    text = markdown_table(
+        ["set", "metric", "frozen MiniMol + head", "molgnn D-MPNN scratch", "best peer"], rows
+    )
     print(text)
     (out / "minimol.md").write_text(text + "\n")
     print(f"runs in {out}")

@@ -52,16 +52,24 @@ def make_input(rows: int, path: Path) -> Path:
 def make_checkpoint(encoder_name: str, path: Path) -> Path:
     """Default-size encoder + head, random weights, in the molgnn-train checkpoint layout."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"encoder={encoder_name}", "paths.output_dir=/tmp/unused",
-                                          "paths.cache_dir=/tmp/unused"])
+        cfg = compose(
+            "train",
+            overrides=[
+                f"encoder={encoder_name}",
+                "paths.output_dir=/tmp/unused",
+                "paths.cache_dir=/tmp/unused",
+            ],
+        )
     torch.manual_seed(0)
     encoder = instantiate(cfg.encoder).eval()
     head = instantiate(cfg.head)(in_dim=encoder.out_dim, out_dim=1).eval()
     scaler = TargetScaler(torch.tensor([-3.0]), torch.tensor([2.0]))
     header = make_header("model", encoder, heads=[head_header("bench", head, ["y"], scaler, "random")])
-    state = {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
-             **{f"head.{k}": v for k, v in head.state_dict().items()},
-             **{f"scaler.{k}": v for k, v in scaler.state_dict().items()}}
+    state = {
+        **{f"encoder.{k}": v for k, v in encoder.state_dict().items()},
+        **{f"head.{k}": v for k, v in head.state_dict().items()},
+        **{f"scaler.{k}": v for k, v in scaler.state_dict().items()},
+    }
     return save_atomic({"molgnn": header, "state_dict": state}, path)
 
 
@@ -85,8 +93,17 @@ def run_predict(ckpt: Path, src: Path, out: Path, extra: list[str]) -> dict:
     """One molgnn-predict subprocess; wall time, the engine's own summary, peak memory."""
     import psutil
 
-    cmd = [sys.executable, "-m", "molgnn.cli.predict", f"ckpt_path={ckpt}", f"input.path={src}",
-           f"output_path={out}", "progress=false", f"hydra.run.dir={out.parent / 'hydra'}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "molgnn.cli.predict",
+        f"ckpt_path={ckpt}",
+        f"input.path={src}",
+        f"output_path={out}",
+        "progress=false",
+        f"hydra.run.dir={out.parent / 'hydra'}",
+        *extra,
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ps = psutil.Process(proc.pid)
@@ -99,9 +116,18 @@ def run_predict(ckpt: Path, src: Path, out: Path, extra: list[str]) -> dict:
     log = proc.stdout.read()
     if proc.returncode != 0:
         raise RuntimeError(f"molgnn-predict failed ({proc.returncode}):\n{log[-3000:]}")
-    m = re.search(r"predicted (\d+) rows \((\d+) valid, (\d+) invalid\) in ([\d.]+) s: (\d+) molecules/s", log)
-    return {"wall": wall, "rows": int(m[1]), "valid": int(m[2]), "invalid": int(m[3]), "engine_s": float(m[4]),
-            "peak_rss": peak_rss, "peak_pss": peak_pss}
+    m = re.search(
+        r"predicted (\d+) rows \((\d+) valid, (\d+) invalid\) in ([\d.]+) s: (\d+) molecules/s", log
+    )
+    return {
+        "wall": wall,
+        "rows": int(m[1]),
+        "valid": int(m[2]),
+        "invalid": int(m[3]),
+        "engine_s": float(m[4]),
+        "peak_rss": peak_rss,
+        "peak_pss": peak_pss,
+    }
 
 
 def forward_throughput(ckpt: Path, src: Path, n: int, batch_size: int) -> tuple[float, float]:
@@ -122,13 +148,21 @@ def forward_throughput(ckpt: Path, src: Path, n: int, batch_size: int) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[100000, 1000000])
-    parser.add_argument("--encoder", default="dmpnn", help="conf/encoder group at its defaults (dmpnn | gine)")
+    parser.add_argument(
+        "--encoder", default="dmpnn", help="conf/encoder group at its defaults (dmpnn | gine)"
+    )
     parser.add_argument("--workers", type=int, default=None, help="num_workers (default: every core)")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch_size (default: the engine's, 128 on CPU)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="batch_size (default: the engine's, 128 on CPU)"
+    )
     parser.add_argument("--chunk-rows", type=int, default=10000)
-    parser.add_argument("--forward-rows", type=int, default=20000, help="rows for the pure forward measurement")
+    parser.add_argument(
+        "--forward-rows", type=int, default=20000, help="rows for the pure forward measurement"
+    )
     parser.add_argument("--format", default="csv", choices=["csv", "parquet"])
     parser.add_argument("--extra", nargs="*", default=[], help="more molgnn-predict overrides")
     args = parser.parse_args()
@@ -158,18 +192,26 @@ def main() -> None:
             src.unlink()
 
     gib = 1024**3
-    print(f"encoder {args.encoder} (defaults, random weights); {os.cpu_count()} cores; forward torch threads "
-          f"{threads}; featurization workers {workers}; batch {batch_size}; chunk {args.chunk_rows}; "
-          f"output {args.format}")
-    print("| rows | invalid | end to end mol/s (wall, incl. start-up) | engine mol/s | peak RSS main | "
-          "peak PSS main+workers | featurize 1 proc mol/s | forward only mol/s | engine / forward |")
+    print(
+        f"encoder {args.encoder} (defaults, random weights); {os.cpu_count()} cores; forward torch threads "
+        f"{threads}; featurization workers {workers}; batch {batch_size}; chunk {args.chunk_rows}; "
+        f"output {args.format}"
+    )
+    print(
+        "| rows | invalid | end to end mol/s (wall, incl. start-up) | engine mol/s | peak RSS main | "
+        "peak PSS main+workers | featurize 1 proc mol/s | forward only mol/s | engine / forward |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for rows, r, feat, fwd in results:
         e2e = rows / r["wall"]
-        print(f"| {rows:,} | {r['invalid']:,} | {e2e:,.0f} | {rows / r['engine_s']:,.0f} | "
-              f"{r['peak_rss'] / gib:.2f} GiB | {r['peak_pss'] / gib:.2f} GiB | {feat:,.0f} | {fwd:,.0f} | "
-              f"{rows / r['engine_s'] / fwd:.2f} |")
-    print("Reference: Chemprop v2.3.1 predict 797 molecules/s end to end, 1.45 GiB peak (50k SMILES, 2 cores).")
+        print(
+            f"| {rows:,} | {r['invalid']:,} | {e2e:,.0f} | {rows / r['engine_s']:,.0f} | "
+            f"{r['peak_rss'] / gib:.2f} GiB | {r['peak_pss'] / gib:.2f} GiB | {feat:,.0f} | {fwd:,.0f} | "
+            f"{rows / r['engine_s'] / fwd:.2f} |"
+        )
+    print(
+        "Reference: Chemprop v2.3.1 predict 797 molecules/s end to end, 1.45 GiB peak (50k SMILES, 2 cores)."
+    )
 
 
 if __name__ == "__main__":

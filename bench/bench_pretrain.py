@@ -37,8 +37,12 @@ def columns(encoder: Path, descriptors: bool) -> dict[str, list[str]]:
 def finetune_table(args, out: Path) -> tuple[str, dict]:
     cols = columns(Path(args.encoder).resolve(), not args.no_descriptors)
     epochs = [f"trainer.max_epochs={args.epochs}"] if args.epochs else []
-    by_size = sorted(args.datasets, key=lambda d: -(ROOT / "data" / "moleculenet" / f"{d}.csv").stat().st_size)
-    jobs = [(d, c, s) for d in by_size for c in cols for s in args.seeds]  # longest runs first: better packing
+    by_size = sorted(
+        args.datasets, key=lambda d: -(ROOT / "data" / "moleculenet" / f"{d}.csv").stat().st_size
+    )
+    jobs = [
+        (d, c, s) for d in by_size for c in cols for s in args.seeds
+    ]  # longest runs first: better packing
 
     def one(job):
         d, c, s = job
@@ -48,10 +52,17 @@ def finetune_table(args, out: Path) -> tuple[str, dict]:
 
     with ThreadPoolExecutor(args.parallel) as pool:
         results = dict(pool.map(one, jobs))
-    rows = [[d, *(mean_std([results[(d, c, s)]["test/rmse"] for s in args.seeds]) for c in cols), *PEERS.get(d, ("", ""))]
-            for d in args.datasets]
-    table = markdown_table(["dataset (scaffold)", *(f"{c} RMSE" for c in cols), "Chemprop v2", "RF RDKit2D+Morgan"],
-                           rows)
+    rows = [
+        [
+            d,
+            *(mean_std([results[(d, c, s)]["test/rmse"] for s in args.seeds]) for c in cols),
+            *PEERS.get(d, ("", "")),
+        ]
+        for d in args.datasets
+    ]
+    table = markdown_table(
+        ["dataset (scaffold)", *(f"{c} RMSE" for c in cols), "Chemprop v2", "RF RDKit2D+Morgan"], rows
+    )
     return table, results
 
 
@@ -67,9 +78,25 @@ def paired_table(results: dict, datasets: list[str], seeds: list[int]) -> str:
             a = [results[(d, scratch, s)]["test/rmse"] for s in seeds]
             b = [results[(d, pre, s)]["test/rmse"] for s in seeds]
             p = f"{ttest_rel(b, a).pvalue:.3f}" if len(seeds) > 2 else "-"
-            rows.append([d, pre, f"{np.mean(b) - np.mean(a):+.3f}", f"{sum(y < x for x, y in zip(a, b))} of {len(seeds)}", p])
-    return markdown_table(["dataset", "column", "mean test RMSE, pretrained - scratch", "seeds where pretrained is better",
-                           "paired t-test p"], rows)
+            rows.append(
+                [
+                    d,
+                    pre,
+                    f"{np.mean(b) - np.mean(a):+.3f}",
+                    f"{sum(y < x for x, y in zip(a, b))} of {len(seeds)}",
+                    p,
+                ]
+            )
+    return markdown_table(
+        [
+            "dataset",
+            "column",
+            "mean test RMSE, pretrained - scratch",
+            "seeds where pretrained is better",
+            "paired t-test p",
+        ],
+        rows,
+    )
 
 
 def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
@@ -100,9 +127,17 @@ def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
         assert not feats.failures, feats.failures
         encoder.eval()
         with torch.no_grad():
-            parts = [encoder.embed(Batch.from_data_list([feats.graphs.get(int(feats.graph_index[i]))
-                                                         for i in range(k, min(k + 256, len(smiles)))]))
-                     for k in range(0, len(smiles), 256)]
+            parts = [
+                encoder.embed(
+                    Batch.from_data_list(
+                        [
+                            feats.graphs.get(int(feats.graph_index[i]))
+                            for i in range(k, min(k + 256, len(smiles)))
+                        ]
+                    )
+                )
+                for k in range(0, len(smiles), 256)
+            ]
         return torch.cat(parts).numpy()
 
     def ridge(x: np.ndarray) -> float:
@@ -116,15 +151,19 @@ def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
     morgan = np.array([gen.GetFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in smiles], dtype=float)
     raw = compute_descriptors(smiles, num_workers=0)
     desc = DescriptorScaler.fit(raw[train], [str(i) for i in range(raw.shape[1])]).transform(raw)
-    rows = [["pretrained encoder (frozen)", f"{ridge(embed(load_encoder(encoder_path))):.3f}"],
-            ["same encoder, random init (frozen)", f"{ridge(embed(random_init)):.3f}"],
-            ["Morgan r=2, 2048 bits", f"{ridge(morgan):.3f}"],
-            ["RDKit 2D descriptors", f"{ridge(desc):.3f}"]]
+    rows = [
+        ["pretrained encoder (frozen)", f"{ridge(embed(load_encoder(encoder_path))):.3f}"],
+        ["same encoder, random init (frozen)", f"{ridge(embed(random_init)):.3f}"],
+        ["Morgan r=2, 2048 bits", f"{ridge(morgan):.3f}"],
+        ["RDKit 2D descriptors", f"{ridge(desc):.3f}"],
+    ]
     return markdown_table([f"linear probe, {dataset} scaffold: features + RidgeCV", "test RMSE"], rows)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs (default: the config's)")
@@ -133,11 +172,15 @@ def main() -> None:
     parser.add_argument("--no-probe", action="store_true", help="skip the ESOL linear probe")
     parser.add_argument("--parallel", type=int, default=1, help="runs at a time (one thread each when > 1)")
     parser.add_argument("--extra", nargs="*", default=[])
-    parser.add_argument("--out", default=None, help="run directory (default: a temp dir); finished runs are reused")
+    parser.add_argument(
+        "--out", default=None, help="run directory (default: a temp dir); finished runs are reused"
+    )
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="molgnn-pretrain-bench-"))
-    print(f"encoder: {args.encoder}; seeds {args.seeds}; epochs {args.epochs or '(config)'}; "
-          f"extra {args.extra or '(none)'}; outputs in {out}\n")
+    print(
+        f"encoder: {args.encoder}; seeds {args.seeds}; epochs {args.epochs or '(config)'}; "
+        f"extra {args.extra or '(none)'}; outputs in {out}\n"
+    )
     table, results = finetune_table(args, out)
     print(table)
     print()

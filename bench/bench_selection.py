@@ -46,8 +46,11 @@ def dataset_source(name: str) -> tuple[Path, str]:
     if name == "lipophilicity":
         return ROOT / "data/moleculenet/lipophilicity.csv", "logD"
     if name == "sol":  # Biogen solubility (Fang et al. 2023); the repo copy, else the shared one
-        candidates = [ROOT / "data/adme_fang2023/splits/fang_Sol.csv", ROOT / "data/adme_fang2023/fang_Sol.csv",
-                      ROOT.parent / "shared/data/adme_fang2023/splits/fang_Sol.csv"]
+        candidates = [
+            ROOT / "data/adme_fang2023/splits/fang_Sol.csv",
+            ROOT / "data/adme_fang2023/fang_Sol.csv",
+            ROOT.parent / "shared/data/adme_fang2023/splits/fang_Sol.csv",
+        ]
         return next((p for p in candidates if p.is_file()), candidates[-1]), "target"
     raise SystemExit(f"unknown data set {name!r}")
 
@@ -70,7 +73,10 @@ def features(name: str, use_descriptors: bool) -> tuple[np.ndarray, np.ndarray, 
         start = time.perf_counter()
         emb = embed_smiles(load_encoder(str(ENCODER)), smiles, batch_size=256, num_workers=0).values
         desc = compute_descriptors(smiles, num_workers=0)
-        print(f"[{name}] featurized {len(smiles)} molecules in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        print(
+            f"[{name}] featurized {len(smiles)} molecules in {time.perf_counter() - start:.0f} s",
+            file=sys.stderr,
+        )
         CACHE.mkdir(parents=True, exist_ok=True)
         np.savez(cache, emb=emb, desc=desc)
     keep = ~np.isnan(emb).any(axis=1) & np.isfinite(y)
@@ -79,8 +85,7 @@ def features(name: str, use_descriptors: bool) -> tuple[np.ndarray, np.ndarray, 
     x = x[:, np.nanstd(x, axis=0) > 1e-8]
     x = np.nan_to_num((x - np.nanmean(x, axis=0)) / np.nanstd(x, axis=0), nan=0.0).clip(-6, 6)
     shown = path.relative_to(ROOT) if ROOT in path.parents else Path("..") / path.relative_to(ROOT.parent)
-    note = f"{shown} ({target}), " \
-           f"{int(keep.sum())} of {len(y)} rows, {x.shape[1]} features"
+    note = f"{shown} ({target}), {int(keep.sum())} of {len(y)} rows, {x.shape[1]} features"
     return x.astype(np.float32), y[keep], note
 
 
@@ -100,7 +105,7 @@ def surrogate_check(x, y, fraction: float, members: int, seed: int = 0) -> str:
     from scipy.stats import spearmanr
 
     order = np.random.default_rng(seed).permutation(len(y))
-    lab, pool = order[: int(round(fraction * len(y)))], order[int(round(fraction * len(y))):]
+    lab, pool = order[: int(round(fraction * len(y)))], order[int(round(fraction * len(y))) :]
     mean, std = surrogate(x[lab], y[lab], x[pool], members, np.random.default_rng(seed))
     r2 = 1 - np.mean((mean - y[pool]) ** 2) / np.var(y[pool])
     rho = spearmanr(std, np.abs(mean - y[pool])).statistic
@@ -122,8 +127,16 @@ def campaign(x, y, strategy: str, seed: int, args) -> np.ndarray:
             mean, std = np.zeros(len(pool)), None
         else:
             mean, std = surrogate(x[labeled], y[labeled], x[pool], args.members, fit_rng)
-        picked = rank(mean, std, strategy, batch, maximize=True, beta=args.beta, best=float(y[labeled].max()),
-                      seed=np.random.default_rng([seed, r, 7]))
+        picked = rank(
+            mean,
+            std,
+            strategy,
+            batch,
+            maximize=True,
+            beta=args.beta,
+            best=float(y[labeled].max()),
+            seed=np.random.default_rng([seed, r, 7]),
+        )
         labeled += pool[picked].tolist()
         found.append(len(top.intersection(labeled)) / len(top))
     return np.array(found)
@@ -153,7 +166,9 @@ def main() -> None:
         rows = []
         for strategy in STRATEGIES:
             t0 = time.perf_counter()
-            runs = np.stack([campaign(x, y, strategy, seed, args) for seed in args.seeds])  # [seeds, rounds+1]
+            runs = np.stack(
+                [campaign(x, y, strategy, seed, args) for seed in args.seeds]
+            )  # [seeds, rounds+1]
             curves[name, strategy] = runs
             cells = [mean_std(runs[:, r].tolist()) for r in checkpoints]
             rows.append([strategy, *cells, mean_std(runs.mean(axis=1).tolist())])
@@ -162,15 +177,27 @@ def main() -> None:
         sections.append(f"### {name}\n\n" + markdown_table(header, rows))
 
     elapsed = time.perf_counter() - start
-    text = "\n".join([
-        "# Retrospective selection: fraction of the top 5% found vs labeled fraction",
-        "", f"Command: `{command}` ({elapsed:.0f} s on this machine, features cached)", "",
-        f"Start: seeded random {args.init:.0%} labeled; {args.rounds} rounds of {args.batch:.0%} of the set each; "
-        f"surrogate: bootstrap ensemble of {args.members} ridge regressions (RidgeCV alpha) on frozen "
-        f"dmpnn_all200k embeddings{'' if args.no_descriptors else ' + RDKit 2D descriptors'}; ucb beta "
-        f"{args.beta}; ei over the best label seen. Mean ± std over seeds {args.seeds}. "
-        f"AUC: found fraction averaged over the {args.rounds + 1} checkpoints (initial set included); "
-        f"random expects about the labeled fraction.", "", *notes, "", "\n\n".join(sections), "", "![curves](selection.png)", ""])
+    text = "\n".join(
+        [
+            "# Retrospective selection: fraction of the top 5% found vs labeled fraction",
+            "",
+            f"Command: `{command}` ({elapsed:.0f} s on this machine, features cached)",
+            "",
+            f"Start: seeded random {args.init:.0%} labeled; {args.rounds} rounds of {args.batch:.0%} of the set each; "
+            f"surrogate: bootstrap ensemble of {args.members} ridge regressions (RidgeCV alpha) on frozen "
+            f"dmpnn_all200k embeddings{'' if args.no_descriptors else ' + RDKit 2D descriptors'}; ucb beta "
+            f"{args.beta}; ei over the best label seen. Mean ± std over seeds {args.seeds}. "
+            f"AUC: found fraction averaged over the {args.rounds + 1} checkpoints (initial set included); "
+            f"random expects about the labeled fraction.",
+            "",
+            *notes,
+            "",
+            "\n\n".join(sections),
+            "",
+            "![curves](selection.png)",
+            "",
+        ]
+    )
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "selection.md").write_text(text)

@@ -53,8 +53,15 @@ def matmul_flops(repeats: int) -> float:
 def dmpnn_flops_per_mol(batch: Batch, hidden: int, depth: int, head_hidden: int) -> float:
     """Dense multiply-adds x2 of one forward pass per molecule (embedding lookups not counted)."""
     edges, atoms, mols = batch.edge_index.size(1), batch.x.size(0), batch.num_graphs
-    return 2 * (edges * (depth - 1) * hidden * hidden + atoms * hidden * hidden
-                + mols * (hidden * head_hidden + head_hidden)) / mols
+    return (
+        2
+        * (
+            edges * (depth - 1) * hidden * hidden
+            + atoms * hidden * hidden
+            + mols * (hidden * head_hidden + head_hidden)
+        )
+        / mols
+    )
 
 
 def main() -> None:
@@ -104,20 +111,37 @@ def main() -> None:
     t_infer = median_time(infer_pass, args.repeats)
     n_train = sum(b.num_graphs for b in train_batches)
     peak = matmul_flops(args.repeats)
-    per_mol = dmpnn_flops_per_mol(infer_batches[0], encoder.args["hidden_dim"], encoder.args["num_layers"],
-                                  cfg.head.hidden_dim)
+    per_mol = dmpnn_flops_per_mol(
+        infer_batches[0], encoder.args["hidden_dim"], encoder.args["num_layers"], cfg.head.hidden_dim
+    )
     rows = [
         ("bare RDKit Chem.MolFromSmiles (1 process)", n / t_rdkit, "1.00x of RDKit"),
-        ("molgnn featurization (parse + graph, 1 process)", n / t_feat1, f"{t_rdkit / t_feat1:.2f}x of RDKit"),
-        (f"molgnn featurization ({os.cpu_count()} worker processes)", n / t_featp, f"{t_rdkit / t_featp:.2f}x of RDKit"),
-        (f"training, batch {bs_train} (fwd+bwd+Adam)", n_train / t_train,
-         f"{3 * per_mol * n_train / t_train / peak:.1%} of matmul FLOP/s"),
-        (f"inference, batch {bs_infer}, pre-featurized", n / t_infer,
-         f"{per_mol * n / t_infer / peak:.1%} of matmul FLOP/s"),
+        (
+            "molgnn featurization (parse + graph, 1 process)",
+            n / t_feat1,
+            f"{t_rdkit / t_feat1:.2f}x of RDKit",
+        ),
+        (
+            f"molgnn featurization ({os.cpu_count()} worker processes)",
+            n / t_featp,
+            f"{t_rdkit / t_featp:.2f}x of RDKit",
+        ),
+        (
+            f"training, batch {bs_train} (fwd+bwd+Adam)",
+            n_train / t_train,
+            f"{3 * per_mol * n_train / t_train / peak:.1%} of matmul FLOP/s",
+        ),
+        (
+            f"inference, batch {bs_infer}, pre-featurized",
+            n / t_infer,
+            f"{per_mol * n / t_infer / peak:.1%} of matmul FLOP/s",
+        ),
     ]
-    print(f"{n} SMILES from the bundled MoleculeNet sets; torch threads {torch.get_num_threads()}; "
-          f"encoder {encoder.family} {encoder.args}; dense fp32 matmul {peak / 1e9:.1f} GFLOP/s; "
-          f"model {per_mol / 1e6:.2f} MFLOP per molecule forward (training counted as 3x)")
+    print(
+        f"{n} SMILES from the bundled MoleculeNet sets; torch threads {torch.get_num_threads()}; "
+        f"encoder {encoder.family} {encoder.args}; dense fp32 matmul {peak / 1e9:.1f} GFLOP/s; "
+        f"model {per_mol / 1e6:.2f} MFLOP per molecule forward (training counted as 3x)"
+    )
     print("| stage | molecules/s | ratio |\n|---|---|---|")
     for name, rate, ratio in rows:
         print(f"| {name} | {rate:,.0f} | {ratio} |")

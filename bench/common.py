@@ -41,8 +41,14 @@ def run_train(overrides: list[str], run_dir: Path, threads: int | None = None) -
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    cmd = [sys.executable, "-m", "molgnn.cli.train", f"hydra.run.dir={run_dir}", "~callbacks.rich_progress_bar",
-           *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "molgnn.cli.train",
+        f"hydra.run.dir={run_dir}",
+        "~callbacks.rich_progress_bar",
+        *overrides,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"run failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
@@ -51,8 +57,11 @@ def run_train(overrides: list[str], run_dir: Path, threads: int | None = None) -
 
 def scaffold_overrides(dataset: str) -> list[str]:
     """The bundled MoleculeNet set on its committed scaffold split file."""
-    return [f"data={dataset}", "split=predefined",
-            f"split.path={ROOT / 'data/moleculenet/splits' / f'{dataset}_scaffold.json'}"]
+    return [
+        f"data={dataset}",
+        "split=predefined",
+        f"split.path={ROOT / 'data/moleculenet/splits' / f'{dataset}_scaffold.json'}",
+    ]
 
 
 def dataset_overrides(name: str) -> list[str]:

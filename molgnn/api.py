@@ -35,8 +35,15 @@ class Model:
         """The featurizer spec (``molgnn.featurize.spec.FeaturizerSpec``) every member was trained with."""
         return self.models[0].spec
 
-    def predict(self, smiles, smiles_col: str = "smiles", interval_level: float | None = None,
-                uncertainty: bool = True, batch_size: int | None = None, num_workers: int = 0):
+    def predict(
+        self,
+        smiles,
+        smiles_col: str = "smiles",
+        interval_level: float | None = None,
+        uncertainty: bool = True,
+        batch_size: int | None = None,
+        num_workers: int = 0,
+    ):
         """Predict every row -> pandas DataFrame with one row per input row, in order (a Series' or
         DataFrame's index is kept), and the columns ``molgnn-predict`` writes: the input's columns (a
         ``smiles`` column for a list or Series), the targets (ensembles: ``<t>_mean``, ``<t>_std``;
@@ -64,10 +71,12 @@ class Model:
         values, valid, errors = np.zeros((0, len(pred_cols)), np.float32), np.zeros(0, bool), []
         chunks = iter([(0, text)] if len(frame) else [])
         # one chunk; predicted inside the loop, while the worker pool (num_workers > 0) is still open
-        for _, _, jobs in featurized_chunks(chunks, smiles_col, self.spec, desc_names, num_workers,
-                                            fingerprints=uq.calibrated):
-            values, valid, errors = predict_jobs(self.models, jobs, batch_size, self.device, desc_names, uq,
-                                                 interval_level)
+        for _, _, jobs in featurized_chunks(
+            chunks, smiles_col, self.spec, desc_names, num_workers, fingerprints=uq.calibrated
+        ):
+            values, valid, errors = predict_jobs(
+                self.models, jobs, batch_size, self.device, desc_names, uq, interval_level
+            )
         out = output_frame(frame, pred_cols, values, valid, errors)
         out.index = frame.index
         return out
@@ -77,8 +86,13 @@ class Model:
         in order; NaN rows for invalid SMILES. ``smiles``: list of SMILES or pandas Series."""
         from molgnn.transfer import embed_smiles
 
-        return embed_smiles(self.models[0].encoder, list(smiles), batch_size=batch_size, num_workers=num_workers,
-                            device=self.device).values
+        return embed_smiles(
+            self.models[0].encoder,
+            list(smiles),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            device=self.device,
+        ).values
 
     def __repr__(self) -> str:
         kind = f"ensemble of {len(self.models)}" if len(self.models) > 1 else self.models[0].path
@@ -94,12 +108,16 @@ def _input_frame(smiles, smiles_col: str):
 
     if isinstance(smiles, pd.DataFrame):
         if smiles_col not in smiles.columns:
-            raise MolgnnError(f"no column {smiles_col!r} (smiles_col); columns are: "
-                              f"{', '.join(map(str, smiles.columns[:20]))}")
+            raise MolgnnError(
+                f"no column {smiles_col!r} (smiles_col); columns are: "
+                f"{', '.join(map(str, smiles.columns[:20]))}"
+            )
         return smiles, smiles_col
     if isinstance(smiles, str):
-        raise MolgnnError("predict takes a list of SMILES, a pandas Series or a DataFrame, not one string; "
-                          f"use [{smiles!r}]")
+        raise MolgnnError(
+            "predict takes a list of SMILES, a pandas Series or a DataFrame, not one string; "
+            f"use [{smiles!r}]"
+        )
     if isinstance(smiles, pd.Series):
         return pd.DataFrame({"smiles": smiles.to_numpy(dtype=object)}, index=smiles.index), "smiles"
     return pd.DataFrame({"smiles": list(smiles)}, dtype=object), "smiles"

@@ -40,8 +40,12 @@ def library_versions() -> dict[str, str]:
     import rdkit
     import torch_geometric
 
-    return {"molgnn": molgnn.__version__, "torch": str(torch.__version__),
-            "torch_geometric": str(torch_geometric.__version__), "rdkit": str(rdkit.__version__)}
+    return {
+        "molgnn": molgnn.__version__,
+        "torch": str(torch.__version__),
+        "torch_geometric": str(torch_geometric.__version__),
+        "rdkit": str(rdkit.__version__),
+    }
 
 
 def encoder_fingerprint(encoder: nn.Module) -> str:
@@ -58,16 +62,28 @@ def encoder_header(encoder: nn.Module) -> dict:
 
 
 def head_header(name: str, head: nn.Module, target_names: list[str], scaler, encoder_fp: str) -> dict:
-    return {"name": name, "family": head.family, "args": dict(head.args), "target_names": list(target_names),
-            "scaler": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
-            "encoder_fingerprint": encoder_fp}
+    return {
+        "name": name,
+        "family": head.family,
+        "args": dict(head.args),
+        "target_names": list(target_names),
+        "scaler": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
+        "encoder_fingerprint": encoder_fp,
+    }
 
 
-def make_header(kind: str, encoder: nn.Module, heads: list[dict] | None = None,
-                pretraining: dict | None = None) -> dict:
-    return {"format_version": FORMAT_VERSION, "kind": kind, "spec": encoder.spec.to_dict(),
-            "encoder": encoder_header(encoder), "heads": heads or [], "pretraining": pretraining,
-            "versions": library_versions()}
+def make_header(
+    kind: str, encoder: nn.Module, heads: list[dict] | None = None, pretraining: dict | None = None
+) -> dict:
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "spec": encoder.spec.to_dict(),
+        "encoder": encoder_header(encoder),
+        "heads": heads or [],
+        "pretraining": pretraining,
+        "versions": library_versions(),
+    }
 
 
 def build_encoder(header: dict, path: str | Path = "checkpoint") -> nn.Module:
@@ -83,8 +99,10 @@ def with_dropout(header: dict, dropout: float, path: str | Path) -> dict:
     """A copy of ``header`` whose encoder arguments carry ``dropout`` (0 <= dropout < 1)."""
     args = header["encoder"]["args"]
     if "dropout" not in args:
-        raise CheckpointError(f"{path}: encoder.dropout: the {header['encoder']['family']} encoder in this file "
-                              "has no dropout argument")
+        raise CheckpointError(
+            f"{path}: encoder.dropout: the {header['encoder']['family']} encoder in this file "
+            "has no dropout argument"
+        )
     if not 0.0 <= float(dropout) < 1.0:
         raise CheckpointError(f"encoder.dropout must be in [0, 1), got {dropout}")
     encoder = {**header["encoder"], "args": {**args, "dropout": float(dropout)}}
@@ -93,7 +111,9 @@ def with_dropout(header: dict, dropout: float, path: str | Path) -> dict:
 
 def build_head(head: dict, path: str | Path = "checkpoint") -> nn.Module:
     if head["family"] not in HEAD_FAMILIES:
-        raise CheckpointError(f"{path}: unknown head family {head['family']!r}; known: {sorted(HEAD_FAMILIES)}")
+        raise CheckpointError(
+            f"{path}: unknown head family {head['family']!r}; known: {sorted(HEAD_FAMILIES)}"
+        )
     return HEAD_FAMILIES[head["family"]](**head["args"])
 
 
@@ -102,11 +122,18 @@ def load_state_strict(module: nn.Module, state: dict, path: str | Path, what: st
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sorted(set(own) & set(state)) if tuple(state[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or shapes:
         parts = []
-        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", shapes),
+        ):
             if keys:
                 parts.append(f"{label} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}")
         raise CheckpointError(f"{path}: {what} does not match: " + "; ".join(parts))
@@ -127,16 +154,18 @@ def save_atomic(obj: dict, path: str | Path) -> Path:
 def export_encoder(encoder: nn.Module, path: str | Path, pretraining: dict | None = None) -> Path:
     """Write ``encoder.pt``: header + encoder tensors."""
     state = {k: v.detach().cpu() for k, v in encoder.state_dict().items()}
-    return save_atomic({"molgnn": make_header("encoder", encoder, pretraining=pretraining), "state_dict": state},
-                       path)
+    return save_atomic(
+        {"molgnn": make_header("encoder", encoder, pretraining=pretraining), "state_dict": state}, path
+    )
 
 
 def loaded_encoder(header: dict, state: dict, path: str | Path) -> nn.Module:
     """The encoder ``header`` describes with its tensors loaded strictly: the whole ``state`` of an encoder
     file, ``encoder.*`` of any other kind."""
     encoder = build_encoder(header, path)
-    load_state_strict(encoder, state if header["kind"] == "encoder" else sub_state(state, "encoder"), path,
-                      "encoder")
+    load_state_strict(
+        encoder, state if header["kind"] == "encoder" else sub_state(state, "encoder"), path, "encoder"
+    )
     return encoder
 
 
@@ -152,12 +181,15 @@ def read_model_file(path: str | Path, use: str) -> WeightsFile:
     weights = read_weights(path)
     header = weights.require(("model",), use)
     if len(header["heads"]) != 1:
-        raise CheckpointError(f"{path}: a model checkpoint must have exactly one head, found {len(header['heads'])}")
+        raise CheckpointError(
+            f"{path}: a model checkpoint must have exactly one head, found {len(header['heads'])}"
+        )
     return weights
 
 
-def load_encoder(path: str | Path | WeightsFile, expect_spec: FeaturizerSpec | None = None,
-                 dropout: float | None = None) -> nn.Module:
+def load_encoder(
+    path: str | Path | WeightsFile, expect_spec: FeaturizerSpec | None = None, dropout: float | None = None
+) -> nn.Module:
     """Load an encoder from a molgnn ``encoder.pt``, a model/bundle file or a Lightning ``.ckpt``.
 
     ``expect_spec``: when given, a different featurizer spec is an error listing every differing field.
@@ -169,8 +201,11 @@ def load_encoder(path: str | Path | WeightsFile, expect_spec: FeaturizerSpec | N
     if dropout is not None:
         header = with_dropout(header, dropout, path)
     if expect_spec is not None:
-        expect_spec.require_equal(FeaturizerSpec.from_dict(header["spec"]),
-                                  f"{path}: featurizer spec differs from the run's", CheckpointError)
+        expect_spec.require_equal(
+            FeaturizerSpec.from_dict(header["spec"]),
+            f"{path}: featurizer spec differs from the run's",
+            CheckpointError,
+        )
     encoder = loaded_encoder(header, weights.state, path)
     encoder.pretraining = header.get("pretraining")
     return encoder
@@ -194,4 +229,6 @@ def write_ensemble(paths: list[str | Path], out: str | Path) -> Path:
         weights = read_model_file(path, "an ensemble is made of molgnn-train checkpoints")
         headers.append(weights.header)
         state.update({f"members.{i}.{k}": v for k, v in weights.state.items()})
-    return save_atomic({"molgnn": {**headers[0], "kind": "ensemble", "members": headers}, "state_dict": state}, out)
+    return save_atomic(
+        {"molgnn": {**headers[0], "kind": "ensemble", "members": headers}, "state_dict": state}, out
+    )

@@ -30,8 +30,14 @@ from molgnn.nn.chemprop import ChempropEncoder, ChempropFFN
 from molgnn.weights import WeightsFile, as_weights
 
 
-_NAMED_ACTIVATIONS = {"relu": ("ReLU", {}), "leakyrelu": ("LeakyReLU", {"negative_slope": 0.1}),
-                      "prelu": ("PReLU", {}), "tanh": ("Tanh", {}), "elu": ("ELU", {}), "selu": ("SELU", {})}
+_NAMED_ACTIVATIONS = {
+    "relu": ("ReLU", {}),
+    "leakyrelu": ("LeakyReLU", {"negative_slope": 0.1}),
+    "prelu": ("PReLU", {}),
+    "tanh": ("Tanh", {}),
+    "elu": ("ELU", {}),
+    "selu": ("SELU", {}),
+}
 
 
 @dataclass
@@ -64,8 +70,11 @@ def _activation(value, path) -> tuple[str, dict]:
             raise CheckpointError(f"{path}: activation {value!r} is not supported")
         return _NAMED_ACTIVATIONS[value.lower()]
     if isinstance(value, Stand) and value.qualname.startswith("torch.nn.modules.activation."):
-        args = {k: v for k, v in vars(value).items() if not k.startswith("_") and k not in ("training", "inplace",
-                                                                                           "args", "init")}
+        args = {
+            k: v
+            for k, v in vars(value).items()
+            if not k.startswith("_") and k not in ("training", "inplace", "args", "init")
+        }
         return value.qualname.rsplit(".", 1)[1], args
     raise CheckpointError(f"{path}: cannot read the activation ({_qualname(value)})")
 
@@ -73,19 +82,32 @@ def _activation(value, path) -> tuple[str, dict]:
 def _encoder_args(mp: dict, path, aggregation: str, norm: float, batch_norm: bool) -> dict:
     cls = _qualname(mp.get("cls", "BondMessagePassing"))
     if not cls.endswith("BondMessagePassing"):
-        raise CheckpointError(f"{path}: message passing {cls} is not supported (molgnn reproduces Chemprop's "
-                              "BondMessagePassing on single molecules)")
+        raise CheckpointError(
+            f"{path}: message passing {cls} is not supported (molgnn reproduces Chemprop's "
+            "BondMessagePassing on single molecules)"
+        )
     if mp.get("d_vd") or mp.get("V_d_transform") is not None:
-        raise CheckpointError(f"{path}: the model uses extra atom descriptors (d_vd), which molgnn does not compute")
+        raise CheckpointError(
+            f"{path}: the model uses extra atom descriptors (d_vd), which molgnn does not compute"
+        )
     try:
         mode = mode_for_widths(int(mp.get("d_v", 72)), int(mp.get("d_e", 14)))
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     name, args = _activation(mp.get("activation", "relu"), path)
-    return dict(mode=mode, hidden_dim=int(mp.get("d_h", 300)), depth=int(mp.get("depth", 3)),
-                bias=bool(mp.get("bias", False)), dropout=float(mp.get("dropout", 0.0)), activation=name,
-                activation_args=args, undirected=bool(mp.get("undirected", False)), aggregation=aggregation,
-                norm=float(norm), batch_norm=bool(batch_norm))
+    return dict(
+        mode=mode,
+        hidden_dim=int(mp.get("d_h", 300)),
+        depth=int(mp.get("depth", 3)),
+        bias=bool(mp.get("bias", False)),
+        dropout=float(mp.get("dropout", 0.0)),
+        activation=name,
+        activation_args=args,
+        undirected=bool(mp.get("undirected", False)),
+        aggregation=aggregation,
+        norm=float(norm),
+        batch_norm=bool(batch_norm),
+    )
 
 
 def read_chemprop(path: str | Path) -> ChempropModel:
@@ -97,8 +119,9 @@ def _chemprop_weights(path: str | Path) -> WeightsFile:
     """``read_weights`` of a file that must be a Chemprop file."""
     weights = as_weights(path)
     if weights.kind != "chemprop":
-        raise CheckpointError(f"{path}: not a Chemprop model file (a {weights.kind} file, no Chemprop "
-                              "hyper_parameters)")
+        raise CheckpointError(
+            f"{path}: not a Chemprop model file (a {weights.kind} file, no Chemprop hyper_parameters)"
+        )
     return weights
 
 
@@ -108,36 +131,66 @@ def chemprop_model(weights: WeightsFile) -> ChempropModel:
     hp = blob["hyper_parameters"]
     if "message_passing" not in hp:  # CheMeleon layout: the message passing alone, mean aggregation
         args = _encoder_args(hp, path, "mean", 100.0, False)
-        return ChempropModel(args, {f"message_passing.{k}": v for k, v in state.items()}, None, {},
-                             {"mean": [], "std": []}, [], "none")
-    extra = sorted(k for k in state if k.startswith(("message_passing.graph_transform.", "message_passing.V_d",
-                                                     "X_d_transform.")))
+        return ChempropModel(
+            args,
+            {f"message_passing.{k}": v for k, v in state.items()},
+            None,
+            {},
+            {"mean": [], "std": []},
+            [],
+            "none",
+        )
+    extra = sorted(
+        k
+        for k in state
+        if k.startswith(("message_passing.graph_transform.", "message_passing.V_d", "X_d_transform."))
+    )
     if extra:
-        raise CheckpointError(f"{path}: the model scales extra atom/bond/molecule features ({extra[0]}, ...), "
-                              "which molgnn does not compute")
+        raise CheckpointError(
+            f"{path}: the model scales extra atom/bond/molecule features ({extra[0]}, ...), "
+            "which molgnn does not compute"
+        )
     agg = hp["agg"]
     kind = _qualname(agg.get("cls")).rsplit(".", 1)[-1].replace("Aggregation", "").lower()
     if kind not in ("mean", "sum", "norm"):
         raise CheckpointError(f"{path}: aggregation {kind!r} is not supported (mean, sum, norm)")
-    args = _encoder_args(hp["message_passing"], path, kind, agg.get("norm", 100.0), hp.get("batch_norm", False))
+    args = _encoder_args(
+        hp["message_passing"], path, kind, agg.get("norm", 100.0), hp.get("batch_norm", False)
+    )
     enc_state = {k: v for k, v in state.items() if k.startswith(("message_passing.", "bn."))}
     pred = hp["predictor"]
     if int(pred.get("input_dim", args["hidden_dim"])) != args["hidden_dim"]:
-        raise CheckpointError(f"{path}: the predictor reads {pred['input_dim']} inputs, the fingerprint has "
-                              f"{args['hidden_dim']}: extra molecule descriptors (X_d) are not supported")
+        raise CheckpointError(
+            f"{path}: the predictor reads {pred['input_dim']} inputs, the fingerprint has "
+            f"{args['hidden_dim']}: extra molecule descriptors (X_d) are not supported"
+        )
     hidden = pred.get("hidden_dim", 300)
-    hidden = [int(hidden)] * int(pred.get("n_layers", 1)) if isinstance(hidden, int) else [int(h) for h in hidden]
-    head_state = {k[len("predictor."):]: v for k, v in state.items() if k.startswith("predictor.ffn.")}
+    hidden = (
+        [int(hidden)] * int(pred.get("n_layers", 1)) if isinstance(hidden, int) else [int(h) for h in hidden]
+    )
+    head_state = {k[len("predictor.") :]: v for k, v in state.items() if k.startswith("predictor.ffn.")}
     out_dim = int(head_state[f"ffn.{len(hidden)}.{0 if not hidden else 2}.bias"].numel())
     name, act_args = _activation(pred.get("activation", "relu"), path)
-    head_args = dict(in_dim=args["hidden_dim"], out_dim=out_dim, hidden_dims=hidden,
-                     dropout=float(pred.get("dropout", 0.0)), activation=name, activation_args=act_args)
+    head_args = dict(
+        in_dim=args["hidden_dim"],
+        out_dim=out_dim,
+        hidden_dims=hidden,
+        dropout=float(pred.get("dropout", 0.0)),
+        activation=name,
+        activation_args=act_args,
+    )
     mean, scale = state.get("predictor.output_transform.mean"), state.get("predictor.output_transform.scale")
-    scaler = ({"mean": mean.flatten().tolist(), "std": scale.flatten().tolist()} if mean is not None and
-              scale is not None else {"mean": [0.0] * out_dim, "std": [1.0] * out_dim})
+    scaler = (
+        {"mean": mean.flatten().tolist(), "std": scale.flatten().tolist()}
+        if mean is not None and scale is not None
+        else {"mean": [0.0] * out_dim, "std": [1.0] * out_dim}
+    )
     names = blob.get("output_columns")
-    names = [str(n) for n in names] if isinstance(names, list) and len(names) == out_dim else \
-        [f"task_{i}" for i in range(out_dim)]
+    names = (
+        [str(n) for n in names]
+        if isinstance(names, list) and len(names) == out_dim
+        else [f"task_{i}" for i in range(out_dim)]
+    )
     return ChempropModel(args, enc_state, head_args, head_state, scaler, names, _qualname(pred.get("cls")))
 
 
@@ -167,15 +220,24 @@ def chemprop_predictor(weights: WeightsFile):
 
     path, model = weights.path, chemprop_model(weights)
     if model.head_args is None:
-        raise CheckpointError(f"{path}: a message-passing-only file has no predictor; use it as an encoder "
-                              "(molgnn-train encoder=chemprop encoder.path=...)")
+        raise CheckpointError(
+            f"{path}: a message-passing-only file has no predictor; use it as an encoder "
+            "(molgnn-train encoder=chemprop encoder.path=...)"
+        )
     if not model.predictor.endswith("RegressionFFN"):
-        raise CheckpointError(f"{path}: {model.predictor} models are not supported by molgnn-predict (regression "
-                              "only); the encoder imports with encoder=chemprop")
+        raise CheckpointError(
+            f"{path}: {model.predictor} models are not supported by molgnn-predict (regression "
+            "only); the encoder imports with encoder=chemprop"
+        )
     encoder = _encoder(model, path, None).eval()
     head = ChempropFFN(**model.head_args)
     load_state_strict(head, model.head_state, path, "chemprop predictor")
-    info = {"name": "chemprop", "family": ChempropFFN.family, "args": dict(head.args),
-            "target_names": model.target_names, "scaler": model.scaler,
-            "encoder_fingerprint": encoder_fingerprint(encoder)}
+    info = {
+        "name": "chemprop",
+        "family": ChempropFFN.family,
+        "args": dict(head.args),
+        "target_names": model.target_names,
+        "scaler": model.scaler,
+        "encoder_fingerprint": encoder_fingerprint(encoder),
+    }
     return Predictor(encoder, [head], [info], str(path)).eval()

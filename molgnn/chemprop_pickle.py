@@ -32,25 +32,65 @@ _ALLOWED = {
     "chemprop.nn.message_passing.base": ("BondMessagePassing", "AtomMessagePassing"),
     "chemprop.nn.message_passing.multi": ("MulticomponentMessagePassing",),
     "chemprop.nn.agg": ("MeanAggregation", "SumAggregation", "NormAggregation", "AttentiveAggregation"),
-    "chemprop.nn.predictors": ("RegressionFFN", "MveFFN", "EvidentialFFN", "QuantileFFN",
-                               "BinaryClassificationFFN", "BinaryDirichletFFN", "MulticlassClassificationFFN",
-                               "MulticlassDirichletFFN", "SpectralFFN"),
+    "chemprop.nn.predictors": (
+        "RegressionFFN",
+        "MveFFN",
+        "EvidentialFFN",
+        "QuantileFFN",
+        "BinaryClassificationFFN",
+        "BinaryDirichletFFN",
+        "MulticlassClassificationFFN",
+        "MulticlassDirichletFFN",
+        "SpectralFFN",
+    ),
     "chemprop.nn.transforms": ("ScaleTransform", "UnscaleTransform", "GraphTransform"),
-    "chemprop.nn.metrics": ("MSE", "MAE", "RMSE", "BoundedMSE", "BoundedMAE", "BoundedRMSE", "R2Score", "MVELoss",
-                            "EvidentialLoss", "BCELoss", "CrossEntropyLoss", "BinaryMCCLoss", "MulticlassMCCLoss",
-                            "DirichletLoss", "SID", "Wasserstein", "QuantileLoss", "BinaryAUROC", "BinaryAUPRC",
-                            "BinaryAccuracy", "BinaryF1Score", "BinaryMCCMetric", "MulticlassMCCMetric"),
+    "chemprop.nn.metrics": (
+        "MSE",
+        "MAE",
+        "RMSE",
+        "BoundedMSE",
+        "BoundedMAE",
+        "BoundedRMSE",
+        "R2Score",
+        "MVELoss",
+        "EvidentialLoss",
+        "BCELoss",
+        "CrossEntropyLoss",
+        "BinaryMCCLoss",
+        "MulticlassMCCLoss",
+        "DirichletLoss",
+        "SID",
+        "Wasserstein",
+        "QuantileLoss",
+        "BinaryAUROC",
+        "BinaryAUPRC",
+        "BinaryAccuracy",
+        "BinaryF1Score",
+        "BinaryMCCMetric",
+        "MulticlassMCCMetric",
+    ),
     "chemprop.nn.utils": ("Activation",),
     "torch.nn.modules.activation": ACTIVATIONS,
     "torch.nn.modules.linear": ("Identity",),
     "torchmetrics.metric": ("jit_distributed_available",),
-    "torchmetrics.utilities.data": ("dim_zero_sum", "dim_zero_mean", "dim_zero_cat", "dim_zero_max",
-                                    "dim_zero_min"),
+    "torchmetrics.utilities.data": (
+        "dim_zero_sum",
+        "dim_zero_mean",
+        "dim_zero_cat",
+        "dim_zero_max",
+        "dim_zero_min",
+    ),
 }
-_ATTRIBUTE_DICTS = ("lightning.fabric.utilities.data.AttributeDict", "lightning_fabric.utilities.data.AttributeDict",
-                    "pytorch_lightning.utilities.parsing.AttributeDict")
-STAND_INS = [(type(n, (Stand,), {"qualname": f"{m}.{n}", "__module__": __name__}), f"{m}.{n}")
-             for m, names in _ALLOWED.items() for n in names] + [(dict, n) for n in _ATTRIBUTE_DICTS]
+_ATTRIBUTE_DICTS = (
+    "lightning.fabric.utilities.data.AttributeDict",
+    "lightning_fabric.utilities.data.AttributeDict",
+    "pytorch_lightning.utilities.parsing.AttributeDict",
+)
+STAND_INS = [
+    (type(n, (Stand,), {"qualname": f"{m}.{n}", "__module__": __name__}), f"{m}.{n}")
+    for m, names in _ALLOWED.items()
+    for n in names
+] + [(dict, n) for n in _ATTRIBUTE_DICTS]
 
 
 def is_chemprop_file(path: str | Path) -> bool:

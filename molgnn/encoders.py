@@ -26,9 +26,16 @@ from molgnn.transfer import load_foreign_encoder, load_state_dict_encoder
 from molgnn.weights import MOLGNN_KINDS, read_weights
 
 
-def make_encoder(family: str | None = None, path: str | Path | None = None, spec: FeaturizerSpec | None = None,
-                 expect_spec: FeaturizerSpec | None = None, dropout: float | None = None,
-                 prefix: str | None = None, args: dict | None = None, **kwargs) -> nn.Module:
+def make_encoder(
+    family: str | None = None,
+    path: str | Path | None = None,
+    spec: FeaturizerSpec | None = None,
+    expect_spec: FeaturizerSpec | None = None,
+    dropout: float | None = None,
+    prefix: str | None = None,
+    args: dict | None = None,
+    **kwargs,
+) -> nn.Module:
     """An encoder from scratch or from any weights file (see the module docstring).
 
     ``args`` / ``kwargs``: construction arguments (hidden_dim, num_layers, ...) for a scratch or plain
@@ -39,8 +46,11 @@ def make_encoder(family: str | None = None, path: str | Path | None = None, spec
     construction = {**dict(args or {}), **kwargs, **({} if dropout is None else {"dropout": dropout})}
     if path is None or path == "installed":
         return _scratch_or_installed(family, path, spec, construction)
-    if not Path(path).expanduser().is_file() and family in ENCODER_FAMILIES and \
-            hasattr(ENCODER_FAMILIES[family], "source"):
+    if (
+        not Path(path).expanduser().is_file()
+        and family in ENCODER_FAMILIES
+        and hasattr(ENCODER_FAMILIES[family], "source")
+    ):
         return load_foreign_encoder(family, path, **construction)  # names where the published weights live
     weights = read_weights(Path(path).expanduser())
     if weights.kind in MOLGNN_KINDS:
@@ -49,8 +59,10 @@ def make_encoder(family: str | None = None, path: str | Path | None = None, spec
     if weights.kind == "chemprop":
         return load_chemprop_encoder(weights, dropout)
     if family is None:
-        raise MolgnnError(f"{path}: a plain state dict does not say its architecture; set encoder.family "
-                          f"(one of {sorted(ENCODER_FAMILIES)}) and its arguments")
+        raise MolgnnError(
+            f"{path}: a plain state dict does not say its architecture; set encoder.family "
+            f"(one of {sorted(ENCODER_FAMILIES)}) and its arguments"
+        )
     if hasattr(_family(family), "default_spec") and spec is None:
         return load_foreign_encoder(family, weights, **construction)
     return load_state_dict_encoder(family, weights, spec, construction, prefix)
@@ -62,8 +74,9 @@ def _family(family: str | None) -> type[nn.Module]:
     return ENCODER_FAMILIES[family]
 
 
-def _scratch_or_installed(family: str | None, path: str | None, spec: FeaturizerSpec | None,
-                          construction: dict) -> nn.Module:
+def _scratch_or_installed(
+    family: str | None, path: str | None, spec: FeaturizerSpec | None, construction: dict
+) -> nn.Module:
     cls = _family(family)
     if hasattr(cls, "default_spec"):  # a published family: its own featurizer, its published layout
         return load_foreign_encoder(family, path, **construction)

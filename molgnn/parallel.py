@@ -13,7 +13,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-CHUNK_ROWS = 500          # SMILES per job of a batch map: ~0.1-0.5 s of RDKit work, small to pickle back
+CHUNK_ROWS = 500  # SMILES per job of a batch map: ~0.1-0.5 s of RDKit work, small to pickle back
 PARALLEL_MIN_ROWS = 1000  # below this, forking a pool costs more than it saves: run in this process
 IN_FLIGHT_PER_WORKER = 2  # one job running and one queued per worker keeps every worker busy
 
@@ -45,8 +45,13 @@ def resolve_workers(num_workers: int | None) -> int:
     return (os.cpu_count() or 1) if num_workers is None else num_workers
 
 
-def map_chunks(fn: Callable, items: Sequence, extra: tuple = (), num_workers: int | None = None,
-               chunk_rows: int = CHUNK_ROWS) -> Iterator:
+def map_chunks(
+    fn: Callable,
+    items: Sequence,
+    extra: tuple = (),
+    num_workers: int | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Iterator:
     """Yield ``fn(items[i : i + chunk_rows], *extra)`` for consecutive chunks, in order.
 
     Forked workers (``num_workers=None``: every core) when there are at least ``PARALLEL_MIN_ROWS`` items

@@ -34,25 +34,41 @@ class Predictor(nn.Module):
     head's own scaler (``DescriptorScaler.transform``, the same computation as for the training data).
     """
 
-    def __init__(self, encoder: nn.Module, heads: list[nn.Module], head_headers: list[dict], path: str = "",
-                 domain: nn.Module | None = None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        heads: list[nn.Module],
+        head_headers: list[dict],
+        path: str = "",
+        domain: nn.Module | None = None,
+    ):
         super().__init__()
         self.path, self.encoder, self.heads = path, encoder, nn.ModuleList(heads)
         self.domain = domain  # DomainIndex of the training molecules (calibrated model files), else None
         self.head_headers = head_headers
         for i, h in enumerate(head_headers):
-            self.register_buffer(f"mean{i}", torch.tensor(h["scaler"]["mean"], dtype=torch.float32), persistent=False)
-            self.register_buffer(f"std{i}", torch.tensor(h["scaler"]["std"], dtype=torch.float32), persistent=False)
-        self.descriptor_scalers = [DescriptorScaler.from_dict(h["descriptors"]) if h.get("descriptors") else None
-                                   for h in head_headers]
-        self.qualified_columns = [f"{h.get('name') or f'head{i}'}/{t}" for i, h in enumerate(head_headers)
-                                  for t in h["target_names"]]
+            self.register_buffer(
+                f"mean{i}", torch.tensor(h["scaler"]["mean"], dtype=torch.float32), persistent=False
+            )
+            self.register_buffer(
+                f"std{i}", torch.tensor(h["scaler"]["std"], dtype=torch.float32), persistent=False
+            )
+        self.descriptor_scalers = [
+            DescriptorScaler.from_dict(h["descriptors"]) if h.get("descriptors") else None
+            for h in head_headers
+        ]
+        self.qualified_columns = [
+            f"{h.get('name') or f'head{i}'}/{t}"
+            for i, h in enumerate(head_headers)
+            for t in h["target_names"]
+        ]
         names = [t for h in head_headers for t in h["target_names"]]
         self.columns = names if len(set(names)) == len(names) else self.qualified_columns
         self.descriptor_names = sorted({n for s in self.descriptor_scalers if s is not None for n in s.names})
         # each head's scaler reading the columns of batch.desc (descriptor_names) instead of its training table's
-        self._batch_scalers = [s.for_columns(self.descriptor_names) if s is not None else None
-                               for s in self.descriptor_scalers]
+        self._batch_scalers = [
+            s.for_columns(self.descriptor_names) if s is not None else None for s in self.descriptor_scalers
+        ]
 
     @property
     def spec(self) -> FeaturizerSpec:
@@ -129,31 +145,41 @@ def _models_in(weights: WeightsFile) -> list[Predictor]:
     members = header.get("members")
     if not isinstance(members, list) or not members or not all(isinstance(m, dict) for m in members):
         raise CheckpointError(f"{path}: malformed molgnn header: an ensemble needs a non-empty members list")
-    return [_predictor_from(m, sub_state(weights.state, f"members.{i}"), f"{path}[member {i}]")
-            for i, m in enumerate(members)]
+    return [
+        _predictor_from(m, sub_state(weights.state, f"members.{i}"), f"{path}[member {i}]")
+        for i, m in enumerate(members)
+    ]
 
 
 def _predictor_from(header: dict, state: dict, path: str) -> Predictor:
     """Build and strictly load a ``Predictor`` from a model/bundle header and its tensors."""
     kind = header.get("kind")
     if kind not in ("model", "bundle"):
-        raise CheckpointError(f"{path}: a {kind!r} file has no property heads; molgnn-predict needs a "
-                              "molgnn-train checkpoint (.ckpt) or a molgnn-bundle file")
+        raise CheckpointError(
+            f"{path}: a {kind!r} file has no property heads; molgnn-predict needs a "
+            "molgnn-train checkpoint (.ckpt) or a molgnn-bundle file"
+        )
     heads_info = header.get("heads") or []
     if not heads_info:
         raise CheckpointError(f"{path}: the header lists no heads")
     if kind == "model" and len(heads_info) != 1:
-        raise CheckpointError(f"{path}: a model checkpoint must have exactly one head, found {len(heads_info)}")
+        raise CheckpointError(
+            f"{path}: a model checkpoint must have exactly one head, found {len(heads_info)}"
+        )
     prefixes = ["head"] if kind == "model" else [f"heads.{i}" for i in range(len(heads_info))]
     try:
         encoder = loaded_encoder(header, state, path)
-        heads = [loaded_head(h, sub_state(state, prefix), path, f"head {i} ({h.get('name')})")
-                 for i, (h, prefix) in enumerate(zip(heads_info, prefixes))]
+        heads = [
+            loaded_head(h, sub_state(state, prefix), path, f"head {i} ({h.get('name')})")
+            for i, (h, prefix) in enumerate(zip(heads_info, prefixes))
+        ]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: malformed molgnn header: {type(exc).__name__}: {exc}") from None
     domain = _domain_index(heads_info[0], sub_state(state, "domain"), path) if kind == "model" else None
     model = Predictor(encoder, heads, heads_info, path, domain).eval()
-    log.info("loaded %s: %s encoder, %d head(s) -> %s", path, encoder.family, len(heads), ", ".join(model.columns))
+    log.info(
+        "loaded %s: %s encoder, %d head(s) -> %s", path, encoder.family, len(heads), ", ".join(model.columns)
+    )
     return model
 
 
@@ -175,9 +201,14 @@ def load_ensemble(paths: list[str | Path]) -> list[Predictor]:
     members = [m for p in paths for m in load_models(p)]
     ref = members[0]
     for m in members[1:]:
-        ref.spec.require_equal(m.spec, f"{m.path}: featurizer spec differs from {ref.path}'s, so they cannot "
-                                       "form an ensemble", CheckpointError)
+        ref.spec.require_equal(
+            m.spec,
+            f"{m.path}: featurizer spec differs from {ref.path}'s, so they cannot form an ensemble",
+            CheckpointError,
+        )
         if m.columns != ref.columns:
-            raise CheckpointError(f"{m.path}: predicts {m.columns}, but {ref.path} predicts {ref.columns}; "
-                                  "ensemble members must predict the same targets")
+            raise CheckpointError(
+                f"{m.path}: predicts {m.columns}, but {ref.path} predicts {ref.columns}; "
+                "ensemble members must predict the same targets"
+            )
     return members

@@ -43,8 +43,12 @@ def load_torch(path: str | Path, stand_ins: Sequence[tuple[object, str]] = ()) -
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def cached(path: str | Path | None, compute: Callable[[], Any], save: Callable[[Any, Path], Any] = save_torch,
-           load: Callable[[Path], Any] = load_torch) -> Any:
+def cached(
+    path: str | Path | None,
+    compute: Callable[[], Any],
+    save: Callable[[Any, Path], Any] = save_torch,
+    load: Callable[[Path], Any] = load_torch,
+) -> Any:
     """``load(path)`` when ``path`` exists, else ``compute()`` written with ``save(value, tmp)`` through
     ``atomic_write``. ``path=None``: no cache, just ``compute()``. A file ``load`` cannot read (or rejects by
     raising) is recomputed and replaced, never trusted. Default format: a ``weights_only`` torch file."""

@@ -23,8 +23,16 @@ import torch
 from torch import nn
 from torch_geometric.data import Batch
 
-from molgnn.checkpoint import (encoder_fingerprint, load_state_strict, loaded_encoder, loaded_head, make_header,
-                               read_model_file, save_atomic, sub_state)
+from molgnn.checkpoint import (
+    encoder_fingerprint,
+    load_state_strict,
+    loaded_encoder,
+    loaded_head,
+    make_header,
+    read_model_file,
+    save_atomic,
+    sub_state,
+)
 from molgnn.data.graphs import featurize_smiles
 from molgnn.errors import CheckpointError, MolgnnError
 from molgnn.featurize.spec import FeaturizerSpec
@@ -47,8 +55,10 @@ def plain_state_dict(path: str | Path | WeightsFile, prefix: str | None = None) 
     weights = as_weights(path)
     path = weights.path
     if weights.header is not None:
-        raise CheckpointError(f"{path}: this is a molgnn checkpoint; load it with encoder=pretrained "
-                              "encoder.path=... (its header carries the spec and architecture)")
+        raise CheckpointError(
+            f"{path}: this is a molgnn checkpoint; load it with encoder=pretrained "
+            "encoder.path=... (its header carries the spec and architecture)"
+        )
     if weights.kind == "chemprop":
         raise CheckpointError(f"{path}: a Chemprop model file, not a plain state dict; {CHEMPROP_HINT}")
     state = weights.state
@@ -58,8 +68,10 @@ def plain_state_dict(path: str | Path | WeightsFile, prefix: str | None = None) 
             raise CheckpointError(f"{path}: no tensors under prefix {prefix!r}")
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"{path}: not a plain state dict: {len(bad)} entries are not tensors "
-                              f"({', '.join(map(str, bad[:8]))}); use encoder.prefix to select the weights")
+        raise CheckpointError(
+            f"{path}: not a plain state dict: {len(bad)} entries are not tensors "
+            f"({', '.join(map(str, bad[:8]))}); use encoder.prefix to select the weights"
+        )
     return state
 
 
@@ -72,12 +84,16 @@ def load_foreign_encoder(family: str, path: str | Path | WeightsFile | None = No
     """
     cls = _family(family)
     if not hasattr(cls, "default_spec"):
-        raise MolgnnError(f"encoder family {family!r} has no featurizer of its own; use encoder=state_dict "
-                          "(family + args + spec) or encoder=pretrained for a molgnn checkpoint")
+        raise MolgnnError(
+            f"encoder family {family!r} has no featurizer of its own; use encoder=state_dict "
+            "(family + args + spec) or encoder=pretrained for a molgnn checkpoint"
+        )
     encoder = cls(spec=cls.default_spec(), **args)
     if path is None:
         return encoder
-    if path == "installed" and hasattr(cls, "installed_weights"):  # weights shipped in a pip package (MiniMol)
+    if path == "installed" and hasattr(
+        cls, "installed_weights"
+    ):  # weights shipped in a pip package (MiniMol)
         path = cls.installed_weights()
     p = Path(path.path if isinstance(path, WeightsFile) else path).expanduser()
     if not isinstance(path, WeightsFile) and not p.is_file():
@@ -88,8 +104,13 @@ def load_foreign_encoder(family: str, path: str | Path | WeightsFile | None = No
     return _with_state(encoder, state, p, family, cls.source)
 
 
-def load_state_dict_encoder(family: str, path: str | Path | WeightsFile, spec: FeaturizerSpec | None = None,
-                            args: dict | None = None, prefix: str | None = None) -> nn.Module:
+def load_state_dict_encoder(
+    family: str,
+    path: str | Path | WeightsFile,
+    spec: FeaturizerSpec | None = None,
+    args: dict | None = None,
+    prefix: str | None = None,
+) -> nn.Module:
     """``encoder=state_dict``: a plain PyTorch state dict plus the family, construction ``args`` and
     featurizer ``spec`` given in config (a foreign family uses its own spec when ``spec`` is None)."""
     cls = _family(family)
@@ -104,8 +125,9 @@ def load_state_dict_encoder(family: str, path: str | Path | WeightsFile, spec: F
         return _with_state(encoder, state, p, family, "state_dict")
     except CheckpointError as exc:
         hint = _guess_prefix(list(encoder.state_dict()), list(state))
-        raise CheckpointError(f"{exc}{f' (the weights sit under {hint!r}: set encoder.prefix={hint})' if hint else ''}"
-                              ) from None
+        raise CheckpointError(
+            f"{exc}{f' (the weights sit under {hint!r}: set encoder.prefix={hint})' if hint else ''}"
+        ) from None
 
 
 def _with_state(encoder: nn.Module, state: dict, path: Path, family: str, source: str) -> nn.Module:
@@ -141,7 +163,9 @@ def bundle_checkpoints(ckpts: list[str | Path], output: str | Path, names: list[
         raise MolgnnError(f"names has {len(names)} entries for {len(ckpts)} checkpoints")
     encoder, ref, heads, state, pretraining = None, None, [], {}, None
     for i, path in enumerate(ckpts):
-        weights = read_model_file(path, "a bundle is built from molgnn-train checkpoints (.ckpt, one head each)")
+        weights = read_model_file(
+            path, "a bundle is built from molgnn-train checkpoints (.ckpt, one head each)"
+        )
         header = weights.header
         if encoder is None:
             encoder, ref = loaded_encoder(header, weights.state, path), path
@@ -166,9 +190,13 @@ def _check_same_encoder(header: dict, fingerprint: str, spec: FeaturizerSpec, pa
         raise CheckpointError(
             f"{path}: head {head.get('name')!r} was trained on encoder {head.get('encoder_fingerprint')}, not "
             f"on the bundle's encoder {fingerprint} (from {ref}); train every head with task.freeze_encoder=true "
-            "on the same encoder")
-    spec.require_equal(FeaturizerSpec.from_dict(header["spec"]), f"{path}: featurizer spec differs from {ref}'s",
-                       CheckpointError)
+            "on the same encoder"
+        )
+    spec.require_equal(
+        FeaturizerSpec.from_dict(header["spec"]),
+        f"{path}: featurizer spec differs from {ref}'s",
+        CheckpointError,
+    )
 
 
 # ------------------------------------------------------------------------------------- embedding export
@@ -184,19 +212,27 @@ class Embeddings:
 
 
 @torch.no_grad()
-def embed_smiles(encoder: nn.Module, smiles: list, batch_size: int = 256, num_workers: int | None = None,
-                 device: str | torch.device = "cpu", chunk_rows: int = 20000) -> Embeddings:
+def embed_smiles(
+    encoder: nn.Module,
+    smiles: list,
+    batch_size: int = 256,
+    num_workers: int | None = None,
+    device: str | torch.device = "cpu",
+    chunk_rows: int = 20000,
+) -> Embeddings:
     """One embedding per input SMILES, in order. Invalid SMILES get a NaN row and a reason (never an
     exception). Featurizes and encodes ``chunk_rows`` at a time so memory stays bounded."""
     encoder = encoder.to(device).eval()
     values = np.full((len(smiles), encoder.out_dim), np.nan, dtype=np.float32)
     failures: dict[int, str] = {}
     for start in range(0, len(smiles), chunk_rows):
-        feats = featurize_smiles(smiles[start:start + chunk_rows], encoder.spec, num_workers)
+        feats = featurize_smiles(smiles[start : start + chunk_rows], encoder.spec, num_workers)
         failures.update({start + r: reason for r, reason in feats.failures.items()})
         rows = (feats.graph_index >= 0).nonzero().flatten()
         for b in range(0, rows.numel(), batch_size):
-            chunk = rows[b:b + batch_size]
-            batch = Batch.from_data_list([feats.graphs.get(int(feats.graph_index[r])) for r in chunk]).to(device)
+            chunk = rows[b : b + batch_size]
+            batch = Batch.from_data_list([feats.graphs.get(int(feats.graph_index[r])) for r in chunk]).to(
+                device
+            )
             values[start + chunk.numpy()] = encoder(batch).float().cpu().numpy()
     return Embeddings(values, failures)

@@ -57,9 +57,13 @@ class WeightsFile:
         if self.header is not None:
             return self.header
         if self.kind == "chemprop":
-            raise CheckpointError(f"{self.path}: a Chemprop model file, not a molgnn checkpoint; {CHEMPROP_HINT}")
-        raise CheckpointError(f"{self.path}: no molgnn header; for a plain state dict use encoder=state_dict with "
-                              "the encoder arguments in config")
+            raise CheckpointError(
+                f"{self.path}: a Chemprop model file, not a molgnn checkpoint; {CHEMPROP_HINT}"
+            )
+        raise CheckpointError(
+            f"{self.path}: no molgnn header; for a plain state dict use encoder=state_dict with "
+            "the encoder arguments in config"
+        )
 
     def require(self, kinds: tuple[str, ...], use: str) -> dict:
         """The molgnn header of a file of one of ``kinds``; any other file is "<path>: a <kind> file; <use>"."""
@@ -106,14 +110,24 @@ def safe_load(path: str | Path, stand_ins: list[tuple[object, str]] = ()) -> dic
     except pickle.UnpicklingError as exc:
         detail = _torch_detail(exc)
         if "global" in detail.lower():
-            hint = (f"; {CHEMPROP_HINT}" if not stand_ins and ("chemprop." in detail or "AttributeDict" in detail)
-                    else "")
-            raise CheckpointError(f"{p}: refused: the file would import code ({detail}); molgnn loads tensors and "
-                                  f"primitives only and never executes code from a checkpoint{hint}") from None
-        raise CheckpointError(f"{p}: not a readable checkpoint (corrupt or not a torch file): {detail}") from None
-    except Exception as exc:  # truncated zip, random bytes, legacy-format garbage: all the user's file, not a bug
-        raise CheckpointError(f"{p}: not a readable checkpoint (truncated or not a torch file): "
-                              f"{_torch_detail(exc)}") from None
+            hint = (
+                f"; {CHEMPROP_HINT}"
+                if not stand_ins and ("chemprop." in detail or "AttributeDict" in detail)
+                else ""
+            )
+            raise CheckpointError(
+                f"{p}: refused: the file would import code ({detail}); molgnn loads tensors and "
+                f"primitives only and never executes code from a checkpoint{hint}"
+            ) from None
+        raise CheckpointError(
+            f"{p}: not a readable checkpoint (corrupt or not a torch file): {detail}"
+        ) from None
+    except (
+        Exception
+    ) as exc:  # truncated zip, random bytes, legacy-format garbage: all the user's file, not a bug
+        raise CheckpointError(
+            f"{p}: not a readable checkpoint (truncated or not a torch file): {_torch_detail(exc)}"
+        ) from None
     if not isinstance(blob, dict):
         raise CheckpointError(f"{p}: not a checkpoint (top level is {type(blob).__name__}, expected a dict)")
     return blob
@@ -126,8 +140,14 @@ def _torch_detail(exc: BaseException) -> str:
     found = re.search(r"GLOBAL ([\w.]+)", text)
     if found:
         return f"unsupported GLOBAL {found.group(1)}"
-    skip = ("Weights only load failed", "Please file an issue", "Check the documentation", "In PyTorch 2.6",
-            "(1)", "(2)")
+    skip = (
+        "Weights only load failed",
+        "Please file an issue",
+        "Check the documentation",
+        "In PyTorch 2.6",
+        "(1)",
+        "(2)",
+    )
     lines = [ln.strip().removeprefix("WeightsUnpickler error:").strip() for ln in text.splitlines()]
     useful = [ln for ln in lines if ln and not ln.startswith(skip)]
     line = (useful or [type(exc).__name__])[0]
@@ -139,14 +159,20 @@ def read_header(blob: dict, path: str | Path) -> dict:
     encoder family/args, heads, state_dict), so later code never meets a KeyError or TypeError."""
     header = blob.get("molgnn")
     if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: no molgnn header; for a plain state dict use encoder=state_dict with "
-                              "the encoder arguments in config")
+        raise CheckpointError(
+            f"{path}: no molgnn header; for a plain state dict use encoder=state_dict with "
+            "the encoder arguments in config"
+        )
     version = header.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise CheckpointError(f"{path}: malformed molgnn header: format_version is {version!r}, not an integer")
+        raise CheckpointError(
+            f"{path}: malformed molgnn header: format_version is {version!r}, not an integer"
+        )
     if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this molgnn "
-                              f"supports ({FORMAT_VERSION}); upgrade molgnn")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version} is newer than this molgnn "
+            f"supports ({FORMAT_VERSION}); upgrade molgnn"
+        )
     problem = _header_problem(header, blob)
     if problem:
         raise CheckpointError(f"{path}: malformed molgnn header: {problem}")
@@ -164,7 +190,11 @@ def _header_problem(header: dict, blob: dict) -> str | None:
     except Exception as exc:
         return f"spec cannot be read ({type(exc).__name__}: {str(exc)[:80]})"
     enc = header.get("encoder")
-    if not isinstance(enc, dict) or not isinstance(enc.get("family"), str) or not isinstance(enc.get("args"), dict):
+    if (
+        not isinstance(enc, dict)
+        or not isinstance(enc.get("family"), str)
+        or not isinstance(enc.get("args"), dict)
+    ):
         return "encoder must be {'family': str, 'args': dict, ...}"
     if enc["family"] in ENCODER_FAMILIES:
         params = inspect.signature(ENCODER_FAMILIES[enc["family"]]).parameters
@@ -174,8 +204,9 @@ def _header_problem(header: dict, blob: dict) -> str | None:
                 return f"encoder family {enc['family']!r} takes no argument(s) {extra}"
     heads = header.get("heads", [])
     if not isinstance(heads, list) or not all(
-            isinstance(h, dict) and isinstance(h.get("family"), str) and isinstance(h.get("args"), dict)
-            for h in heads):
+        isinstance(h, dict) and isinstance(h.get("family"), str) and isinstance(h.get("args"), dict)
+        for h in heads
+    ):
         return "heads must be a list of {'family': str, 'args': dict, ...}"
     if not isinstance(blob.get("state_dict"), dict):
         return "no state_dict (the tensors) next to the header"

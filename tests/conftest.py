@@ -31,17 +31,33 @@ def compose(tmp_path):
     def _compose(name: str, overrides: list[str] | None = None):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            return hydra_compose(config_name=name, overrides=[
-                f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={tmp_path / 'out'}",
-                *(overrides or [])], return_hydra_config=False)
+            return hydra_compose(
+                config_name=name,
+                overrides=[
+                    f"paths.cache_dir={tmp_path / 'cache'}",
+                    f"paths.output_dir={tmp_path / 'out'}",
+                    *(overrides or []),
+                ],
+                return_hydra_config=False,
+            )
 
     return _compose
 
 
 # A tiny labeled run: D-MPNN (32 wide, 2 layers), 1 epoch on 120 ESOL rows, random split, quiet.
-TINY_ESOL = ["data=csv", f"data.path={FIXTURES / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-             "trainer.max_epochs=1", "encoder.hidden_dim=32", "encoder.num_layers=2", "head.hidden_dim=16",
-             "~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none"]
+TINY_ESOL = [
+    "data=csv",
+    f"data.path={FIXTURES / 'esol_small.csv'}",
+    "data.target_cols=[logS]",
+    "split=random",
+    "trainer.max_epochs=1",
+    "encoder.hidden_dim=32",
+    "encoder.num_layers=2",
+    "head.hidden_dim=16",
+    "~callbacks.rich_progress_bar",
+    "~callbacks.lr_monitor",
+    "logger=none",
+]
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +74,15 @@ def train_tiny(tmp_path_factory):
         tmp = tmp_path_factory.mktemp(name)
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("train", [f"paths.cache_dir={tmp / 'cache'}", f"paths.output_dir={tmp / 'out'}",
-                                    *TINY_ESOL, *overrides])
+            cfg = compose(
+                "train",
+                [
+                    f"paths.cache_dir={tmp / 'cache'}",
+                    f"paths.output_dir={tmp / 'out'}",
+                    *TINY_ESOL,
+                    *overrides,
+                ],
+            )
         train(cfg, tmp / "out")
         return tmp / "out"
 

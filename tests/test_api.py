@@ -16,7 +16,15 @@ import molgnn
 from molgnn.errors import MolgnnError
 from molgnn.predict import predict_file
 
-CALIBRATED = ["logS", "logS_std", "logS_lower", "logS_upper", "domain_score", "domain_similarity", "in_domain"]
+CALIBRATED = [
+    "logS",
+    "logS_std",
+    "logS_lower",
+    "logS_upper",
+    "domain_score",
+    "domain_similarity",
+    "in_domain",
+]
 SMILES = pd.read_csv(FIXTURES / "esol_small.csv")["smiles"].head(6).tolist()
 SMILES.insert(2, "not_a_smiles")  # one invalid row, in the middle
 INVALID = 2
@@ -28,8 +36,9 @@ def runs(tmp_path_factory) -> list[tuple[dict, Path]]:
     out = []
     for seed in (0, 1):
         tmp = tmp_path_factory.mktemp(f"api{seed}")
-        metrics = molgnn.train(overrides=[*TINY_ESOL, f"paths.cache_dir={tmp / 'cache'}", f"seed={seed}"],
-                               output_dir=tmp / "out")
+        metrics = molgnn.train(
+            overrides=[*TINY_ESOL, f"paths.cache_dir={tmp / 'cache'}", f"seed={seed}"], output_dir=tmp / "out"
+        )
         out.append((metrics, tmp / "out" / "checkpoints" / "best.ckpt"))
     return out
 
@@ -47,7 +56,9 @@ def comparable(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reset_index(drop=True).copy()
     frame["error"] = frame["error"].fillna("")
     if "in_domain" in frame:
-        frame["in_domain"] = frame["in_domain"].map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0}).astype(float)
+        frame["in_domain"] = (
+            frame["in_domain"].map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0}).astype(float)
+        )
     return frame
 
 
@@ -82,16 +93,26 @@ def test_predict_a_list_equals_molgnn_predict(runs, tmp_path):
 @pytest.mark.slow
 def test_predict_keeps_a_dataframes_columns_and_index_and_takes_a_series(runs, tmp_path):
     model = molgnn.load(str(runs[0][1]))
-    frame = pd.DataFrame({"id": [f"m{i}" for i in range(len(SMILES))], "SMILES": SMILES,
-                          "measured": np.arange(len(SMILES), dtype=float)}, index=range(10, 10 + len(SMILES)))
+    frame = pd.DataFrame(
+        {
+            "id": [f"m{i}" for i in range(len(SMILES))],
+            "SMILES": SMILES,
+            "measured": np.arange(len(SMILES), dtype=float),
+        },
+        index=range(10, 10 + len(SMILES)),
+    )
     out = model.predict(frame, smiles_col="SMILES", interval_level=0.8)
     assert list(out.columns) == ["id", "SMILES", "measured", *CALIBRATED, "valid", "error"]
     assert out.index.tolist() == frame.index.tolist()
     pd.testing.assert_frame_equal(out[frame.columns], frame)
-    assert_same(out.drop(columns=["id", "measured"]).rename(columns={"SMILES": "smiles"}),
-                cli_output(runs[0][1], SMILES, tmp_path, interval_level=0.8))
+    assert_same(
+        out.drop(columns=["id", "measured"]).rename(columns={"SMILES": "smiles"}),
+        cli_output(runs[0][1], SMILES, tmp_path, interval_level=0.8),
+    )
     series = model.predict(pd.Series(SMILES, index=frame.index), interval_level=0.8)
-    pd.testing.assert_frame_equal(series.drop(columns="smiles"), out.drop(columns=["id", "SMILES", "measured"]))
+    pd.testing.assert_frame_equal(
+        series.drop(columns="smiles"), out.drop(columns=["id", "SMILES", "measured"])
+    )
     with pytest.raises(MolgnnError, match="no column 'smi'"):
         model.predict(frame, smiles_col="smi")
     assert model.predict([]).columns.tolist() == ["smiles", *CALIBRATED, "valid", "error"]

@@ -24,8 +24,14 @@ def test_bad_rows_are_reported_not_dropped(fixtures):
     table = read_labeled_table(fixtures / "esol_bad_rows.csv", "smiles", ["logS"])
     assert table.problems[17].startswith("target 'logS' is not a number: 'abc'")
     assert table.problems[23] == "no target value"
-    dm = MoleculeDataModule(str(fixtures / "esol_bad_rows.csv"), "smiles", ["logS"], RandomSplit(seed=0),
-                            default_spec(), cache_dir=None)
+    dm = MoleculeDataModule(
+        str(fixtures / "esol_bad_rows.csv"),
+        "smiles",
+        ["logS"],
+        RandomSplit(seed=0),
+        default_spec(),
+        cache_dir=None,
+    )
     dm.setup()
     assert dm.invalid_rows.row.tolist() == [5, 11, 17, 23]
     assert dm.invalid_rows.line.tolist() == [7, 13, 19, 25]
@@ -69,7 +75,10 @@ def test_cache_second_run_does_no_rdkit_work(fixtures, tmp_path, monkeypatch):
     monkeypatch.setattr(engine_mod, "featurize", boom)
     second = featurize_cached(table_key(path, "smiles"), smiles, products, tmp_path)
     assert torch.equal(first.graphs.graphs.x, second.graphs.graphs.x)
-    assert torch.equal(first.graphs.graph_index, second.graphs.graph_index) and first.scaffolds == second.scaffolds
+    assert (
+        torch.equal(first.graphs.graph_index, second.graphs.graph_index)
+        and first.scaffolds == second.scaffolds
+    )
     blob = torch.load(next(tmp_path.glob("features-*.pt")), weights_only=True)
     assert "x" in blob["graphs"]
     with pytest.raises(AssertionError, match="featurized again"):  # another product set is another cache
@@ -117,8 +126,15 @@ def test_train_loader_never_yields_a_one_molecule_batch(tmp_path):
     path.write_text("smiles,y\n" + "".join(f"{s},{i}\n" for i, s in enumerate(smiles)))
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": list(range(20)) + [24], "valid": [20, 21], "test": [22, 23]}))
-    dm = MoleculeDataModule(str(path), "smiles", ["y"], PredefinedSplit(str(split)), default_spec(), batch_size=4,
-                            cache_dir=str(tmp_path / "cache"))
+    dm = MoleculeDataModule(
+        str(path),
+        "smiles",
+        ["y"],
+        PredefinedSplit(str(split)),
+        default_spec(),
+        batch_size=4,
+        cache_dir=str(tmp_path / "cache"),
+    )
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 21
     sizes = [b.num_graphs for b in dm.train_dataloader()]

@@ -29,7 +29,9 @@ def test_aromatic_ring_and_reverse_edges():
     assert g.x[:, 6].tolist() == [1] * 6 and g.x[:, 7].tolist() == [1] * 6
     assert g.edge_attr[:, 0].tolist() == [3] * 12
     src, dst = g.edge_index
-    assert torch.equal(src[0::2], dst[1::2]) and torch.equal(dst[0::2], src[1::2])  # edge e ^ 1 is its reverse
+    assert torch.equal(src[0::2], dst[1::2]) and torch.equal(
+        dst[0::2], src[1::2]
+    )  # edge e ^ 1 is its reverse
 
 
 def test_unknown_bucket_for_rare_values():
@@ -53,8 +55,9 @@ def test_spec_roundtrip_fingerprint_and_diff():
     spec = default_spec()
     again = FeaturizerSpec.from_dict(spec.to_dict())
     assert again == spec and again.fingerprint() == spec.fingerprint()
-    other = FeaturizerSpec(spec.name, 2, spec.atom_features[:-1] + (FeatureVocab("in_ring", (True,)),),
-                           spec.bond_features)
+    other = FeaturizerSpec(
+        spec.name, 2, spec.atom_features[:-1] + (FeatureVocab("in_ring", (True,)),), spec.bond_features
+    )
     diff = spec.diff(other)
     assert "version: 1 != 2" in diff
     assert any(line.startswith("atom_features[in_ring].values") for line in diff)

@@ -16,10 +16,15 @@ from molgnn.data.scaler import TargetScaler
 TINY = ["encoder.hidden_dim=32", "encoder.num_layers=2", "head.hidden_dim=16", "~callbacks.rich_progress_bar"]
 
 
-@pytest.mark.parametrize("overrides", [
-    [], ["data=freesolv", "split=random"], ["data=lipophilicity", "encoder=gine", "logger=tensorboard"],
-    ["encoder.readout=attention", "split=predefined", "split.path=x.json"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["data=freesolv", "split=random"],
+        ["data=lipophilicity", "encoder=gine", "logger=tensorboard"],
+        ["encoder.readout=attention", "split=predefined", "split.path=x.json"],
+    ],
+)
 def test_configs_compose_and_instantiate(compose, overrides):
     cfg = compose("train", overrides)
     encoder = instantiate(cfg.encoder)
@@ -28,7 +33,9 @@ def test_configs_compose_and_instantiate(compose, overrides):
     dm = instantiate(cfg.data, _partial_=True)(split=None, spec=encoder.spec)
     assert dm.target_cols == list(cfg.data.target_cols)
     head = instantiate(cfg.head)(in_dim=encoder.out_dim, out_dim=1)
-    task = instantiate(cfg.task)(encoder=encoder, head=head, scaler=TargetScaler.identity(1), target_names=["y"])
+    task = instantiate(cfg.task)(
+        encoder=encoder, head=head, scaler=TargetScaler.identity(1), target_names=["y"]
+    )
     assert task.configure_optimizers()["optimizer"].param_groups[0]["lr"] == cfg.task.optimizer.lr
     instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
 
@@ -36,9 +43,20 @@ def test_configs_compose_and_instantiate(compose, overrides):
 @pytest.mark.slow
 def test_train_cli_reports_bad_rows_and_writes_outputs(fixtures, tmp_path):
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "molgnn.cli.train", "data=csv", f"data.path={fixtures / 'esol_bad_rows.csv'}",
-           "data.smiles_col=smiles", "data.target_cols=[logS]", "split=random", "trainer.max_epochs=2",
-           f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={out}", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "molgnn.cli.train",
+        "data=csv",
+        f"data.path={fixtures / 'esol_bad_rows.csv'}",
+        "data.smiles_col=smiles",
+        "data.target_cols=[logS]",
+        "split=random",
+        "trainer.max_epochs=2",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={out}",
+        *TINY,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "4 invalid row(s)" in proc.stdout + proc.stderr
@@ -71,8 +89,16 @@ def test_train_cli_reports_bad_rows_and_writes_outputs(fixtures, tmp_path):
 
 @pytest.mark.slow
 def test_missing_column_is_one_clear_line(fixtures, tmp_path):
-    cmd = [sys.executable, "-m", "molgnn.cli.train", "data=csv", f"data.path={fixtures / 'esol_small.csv'}",
-           "data.target_cols=[solubility]", f"hydra.run.dir={tmp_path}", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "molgnn.cli.train",
+        "data=csv",
+        f"data.path={fixtures / 'esol_small.csv'}",
+        "data.target_cols=[solubility]",
+        f"hydra.run.dir={tmp_path}",
+        *TINY,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
@@ -82,8 +108,15 @@ def test_missing_column_is_one_clear_line(fixtures, tmp_path):
 
 @pytest.mark.slow
 def test_train_resumes_from_last_checkpoint(compose, fixtures, tmp_path):
-    base = ["data=csv", f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-            "logger=none", "~callbacks.lr_monitor", *TINY]
+    base = [
+        "data=csv",
+        f"data.path={fixtures / 'esol_small.csv'}",
+        "data.target_cols=[logS]",
+        "split=random",
+        "logger=none",
+        "~callbacks.lr_monitor",
+        *TINY,
+    ]
     first = compose("train", base + ["trainer.max_epochs=2"])
     train(first, tmp_path / "a")
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
@@ -95,10 +128,23 @@ def test_train_resumes_from_last_checkpoint(compose, fixtures, tmp_path):
 
 @pytest.mark.slow
 def test_multirun_sweep_writes_one_metrics_file_per_seed(fixtures, tmp_path):
-    cmd = [sys.executable, "-m", "molgnn.cli.train", "-m", "seed=0,1", "data=csv",
-           f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-           "trainer.max_epochs=1", "logger=none", "~callbacks.lr_monitor", f"paths.cache_dir={tmp_path / 'c'}",
-           f"hydra.sweep.dir={tmp_path / 'sweep'}", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "molgnn.cli.train",
+        "-m",
+        "seed=0,1",
+        "data=csv",
+        f"data.path={fixtures / 'esol_small.csv'}",
+        "data.target_cols=[logS]",
+        "split=random",
+        "trainer.max_epochs=1",
+        "logger=none",
+        "~callbacks.lr_monitor",
+        f"paths.cache_dir={tmp_path / 'c'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        *TINY,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = [json.loads((tmp_path / "sweep" / str(i) / "metrics.json").read_text()) for i in (0, 1)]

@@ -12,8 +12,14 @@ from hydra.utils import instantiate
 from molgnn.data.split import PredefinedSplit
 
 ROOT = Path(__file__).resolve().parents[1]
-ENDPOINTS = {"adme_hlm": "HLM", "adme_rlm": "RLM", "adme_mdr1_er": "MDR1_ER", "adme_sol": "Sol",
-             "adme_hppb": "hPPB", "adme_rppb": "rPPB"}
+ENDPOINTS = {
+    "adme_hlm": "HLM",
+    "adme_rlm": "RLM",
+    "adme_mdr1_er": "MDR1_ER",
+    "adme_sol": "Sol",
+    "adme_hppb": "hPPB",
+    "adme_rppb": "rPPB",
+}
 
 
 @pytest.mark.parametrize("option", sorted(ENDPOINTS))
@@ -23,7 +29,10 @@ def test_adme_option_selects_the_authors_split(compose, option):
     assert cfg.data.name == option and list(cfg.data.target_cols) == ["target"]
     assert Path(cfg.data.path) == ROOT / "data/adme_fang2023" / f"fang_{ep}.csv"
     assert cfg.split._target_ == "molgnn.data.split.PredefinedSplit"
-    assert Path(cfg.split.path) == ROOT / "data/adme_fang2023" / f"fang_{ep}.json" and Path(cfg.split.path).exists()
+    assert (
+        Path(cfg.split.path) == ROOT / "data/adme_fang2023" / f"fang_{ep}.json"
+        and Path(cfg.split.path).exists()
+    )
 
 
 def test_split_on_the_command_line_still_overrides_it(compose):

@@ -15,16 +15,30 @@ from molgnn.checkpoint import export_encoder, load_encoder
 from molgnn.featurize import default_spec, smiles_to_graph
 from molgnn.nn import DMPNNEncoder, GINEEncoder
 from molgnn.nn.depth import drop_bonds
-from molgnn.nn.oversmoothing import (dirichlet_energy, effective_rank, layer_measures, node_cosine,
-                                     pairwise_cosine, relative_dirichlet_energy)
+from molgnn.nn.oversmoothing import (
+    dirichlet_energy,
+    effective_rank,
+    layer_measures,
+    node_cosine,
+    pairwise_cosine,
+    relative_dirichlet_energy,
+)
 from molgnn.tasks.diagnose import diagnose, sample_molecules
 from molgnn.tasks.pretrain import AttributeMasking, PretrainContext
 
 SPEC = default_spec()
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C", "OC(=O)C1CCCCC1N", "CCN(CC)CC"]
 PATH3 = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # a 3-atom chain, both directions of each bond
-OPTIONS = [dict(), dict(residual=True), dict(jk="cat"), dict(jk="max"), dict(virtual_node=True),
-           dict(pair_norm=True), dict(drop_edge=0.2), dict(residual=True, virtual_node=True, jk="max")]
+OPTIONS = [
+    dict(),
+    dict(residual=True),
+    dict(jk="cat"),
+    dict(jk="max"),
+    dict(virtual_node=True),
+    dict(pair_norm=True),
+    dict(drop_edge=0.2),
+    dict(residual=True, virtual_node=True, jk="max"),
+]
 
 
 def _batch(smiles=SMILES) -> Batch:
@@ -46,7 +60,7 @@ def test_measures_on_known_graphs():
     edge = torch.tensor([[0, 1], [1, 0]])
     batch = torch.zeros(2, dtype=torch.long)
     assert dirichlet_energy(x, edge, batch, 1) == pytest.approx(1.0)
-    assert node_cosine(x, batch, 1) == pytest.approx(0.0)          # orthogonal atoms
+    assert node_cosine(x, batch, 1) == pytest.approx(0.0)  # orthogonal atoms
     assert relative_dirichlet_energy(10 * x, edge, batch, 1) == pytest.approx(1.0)  # scale-free
     assert dirichlet_energy(10 * x, edge, batch, 1) == pytest.approx(100.0)
     assert effective_rank(torch.eye(4)) == pytest.approx(4.0)
@@ -67,7 +81,9 @@ def test_drop_bonds_keeps_both_directions_together():
     assert drop_bonds(b.edge_index, b.edge_attr, 0.5, training=False)[0] is b.edge_index
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "+".join(f"{k}={v}" for k, v in o.items()) or "plain")
+@pytest.mark.parametrize(
+    "options", OPTIONS, ids=lambda o: "+".join(f"{k}={v}" for k, v in o.items()) or "plain"
+)
 @pytest.mark.parametrize("family", [DMPNNEncoder, GINEEncoder])
 def test_depth_option_trains_pretrains_and_reloads_bit_identically(family, options, tmp_path):
     torch.manual_seed(0)
@@ -130,13 +146,21 @@ def test_training_run_writes_diagnostics(train_tiny):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["diagnostics/last_node_cosine"] == pytest.approx(record["summary"]["last_node_cosine"])
     diag = [sys.executable, "-m", "molgnn.cli.diagnose", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}"]
-    ok = subprocess.run([*diag, f"input.path={FIXTURES / 'esol_small.csv'}", f"hydra.run.dir={run / 'diag'}"],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [*diag, f"input.path={FIXTURES / 'esol_small.csv'}", f"hydra.run.dir={run / 'diag'}"],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert len(json.loads((run / "diag" / "diagnostics.json").read_text())["layers"]) == 6
-    bad = subprocess.run([*diag, f"input.path={run / 'missing.csv'}", f"hydra.run.dir={run / 'diag2'}"],
-                         capture_output=True, text=True)
-    assert bad.returncode != 0 and "missing.csv: file not found" in bad.stderr and "Traceback" not in bad.stderr
+    bad = subprocess.run(
+        [*diag, f"input.path={run / 'missing.csv'}", f"hydra.run.dir={run / 'diag2'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        bad.returncode != 0 and "missing.csv: file not found" in bad.stderr and "Traceback" not in bad.stderr
+    )
 
 
 def test_every_encoder_family_keeps_the_encoder_contract():

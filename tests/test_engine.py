@@ -55,16 +55,21 @@ def parse_count(monkeypatch):
 def _reference(smiles, spec):
     """The separate computations the engine replaced (each parses again)."""
     mols = [parse_smiles(s) for s in smiles]
-    return {"graphs": collect_results([smiles_to_arrays(s, spec) for s in smiles], spec),
-            "scaffolds": ["" if isinstance(m, ParseFailure) else murcko_scaffold(m) for m in mols],
-            "canonical": ["" if isinstance(m, ParseFailure) else Chem.MolToSmiles(m, isomericSmiles=False)
-                          for m in mols],
-            "descriptors": descriptors_chunk(smiles, list(NAMES)),
-            "fp": [None if isinstance(m, ParseFailure) else morgan_bits(m) for m in mols]}
+    return {
+        "graphs": collect_results([smiles_to_arrays(s, spec) for s in smiles], spec),
+        "scaffolds": ["" if isinstance(m, ParseFailure) else murcko_scaffold(m) for m in mols],
+        "canonical": [
+            "" if isinstance(m, ParseFailure) else Chem.MolToSmiles(m, isomericSmiles=False) for m in mols
+        ],
+        "descriptors": descriptors_chunk(smiles, list(NAMES)),
+        "fp": [None if isinstance(m, ParseFailure) else morgan_bits(m) for m in mols],
+    }
 
 
-@pytest.mark.parametrize("name,col,spec", [("esol_bad_rows.csv", "smiles", default_spec()),
-                                           ("pretrain_200.csv", "SMILES", minimol_spec())])
+@pytest.mark.parametrize(
+    "name,col,spec",
+    [("esol_bad_rows.csv", "smiles", default_spec()), ("pretrain_200.csv", "SMILES", minimol_spec())],
+)
 def test_products_equal_the_separate_computations_with_one_parse(fixtures, parse_count, name, col, spec):
     smiles = _smiles(fixtures, name, col)
     ref = _reference(smiles, spec)
@@ -85,15 +90,24 @@ def _untrained_task(dm):
     torch.manual_seed(0)
     encoder = make_encoder("dmpnn", spec=dm.spec, hidden_dim=16, num_layers=1)
     head = MLPHead(encoder.out_dim + dm.num_descriptors, dm.num_targets, hidden_dim=8)
-    return RegressionTask(encoder, head, dm.scaler, dm.target_names, optimizer=None,
-                          descriptor_scaler=dm.descriptor_scaler).eval()
+    return RegressionTask(
+        encoder, head, dm.scaler, dm.target_names, optimizer=None, descriptor_scaler=dm.descriptor_scaler
+    ).eval()
 
 
 def test_a_training_run_parses_each_smiles_once(fixtures, parse_count, tmp_path):
     """Setup + the whole calibration (domain index, validation record, test similarity): one parse each."""
     path = fixtures / "esol_small.csv"
-    dm = MoleculeDataModule(str(path), "smiles", ["logS"], ScaffoldSplit(), default_spec(), featurize_workers=0,
-                            descriptors=True, descriptor_names=list(NAMES))
+    dm = MoleculeDataModule(
+        str(path),
+        "smiles",
+        ["logS"],
+        ScaffoldSplit(),
+        default_spec(),
+        featurize_workers=0,
+        descriptors=True,
+        descriptor_names=list(NAMES),
+    )
     dm.setup()
     metrics = calibrate_run(_untrained_task(dm), dm, UncertaintySettings(), None, tmp_path)
     assert np.isfinite(metrics["test/spearman_similarity_error"])
@@ -108,13 +122,22 @@ def test_data_module_fingerprints_are_the_morgan_bits_of_each_row(fixtures, tmp_
     """Per row, from the engine (fresh and from its cache): morgan_bits(parse_smiles(s)); zeros where invalid."""
     smiles = _smiles(fixtures, "esol_bad_rows.csv")
     for _ in range(2):  # the second setup reads the cache file
-        dm = MoleculeDataModule(str(fixtures / "esol_bad_rows.csv"), "smiles", ["logS"], ScaffoldSplit(),
-                                default_spec(), featurize_workers=0, cache_dir=str(tmp_path))
+        dm = MoleculeDataModule(
+            str(fixtures / "esol_bad_rows.csv"),
+            "smiles",
+            ["logS"],
+            ScaffoldSplit(),
+            default_spec(),
+            featurize_workers=0,
+            cache_dir=str(tmp_path),
+        )
         dm.setup()
         assert dm.fingerprints.dtype == torch.uint8 and dm.fingerprints.shape == (len(smiles), 256)
         for s, fp in zip(smiles, dm.fingerprints.numpy()):
             mol = parse_smiles(s)
-            assert np.array_equal(fp, np.zeros(256, np.uint8) if isinstance(mol, ParseFailure) else morgan_bits(mol))
+            assert np.array_equal(
+                fp, np.zeros(256, np.uint8) if isinstance(mol, ParseFailure) else morgan_bits(mol)
+            )
     assert len(list(tmp_path.glob("features-*.pt"))) == 1
 
 
@@ -123,8 +146,15 @@ def test_calibration_from_engine_fingerprints_is_bit_identical_to_parsing_again(
     from calibrate's fallback (a data module built without fingerprints parses again)."""
     runs = {}
     for fps in (True, False):
-        dm = MoleculeDataModule(str(fixtures / "esol_small.csv"), "smiles", ["logS"], ScaffoldSplit(),
-                                default_spec(), featurize_workers=0, fingerprints=fps)
+        dm = MoleculeDataModule(
+            str(fixtures / "esol_small.csv"),
+            "smiles",
+            ["logS"],
+            ScaffoldSplit(),
+            default_spec(),
+            featurize_workers=0,
+            fingerprints=fps,
+        )
         dm.setup()
         assert (dm.fingerprints is not None) == fps
         task, out = _untrained_task(dm), tmp_path / str(fps)
@@ -139,9 +169,18 @@ def test_calibration_from_engine_fingerprints_is_bit_identical_to_parsing_again(
 
 def test_a_pretraining_corpus_parses_each_smiles_once(fixtures, parse_count, tmp_path):
     exclude = tmp_path / "ex.csv"
-    exclude.write_text("smiles\n" + "".join(f"{s}\n" for s in _smiles(fixtures, "pretrain_200.csv", "SMILES")[:5]))
-    dm = UnlabeledDataModule(fixtures / "pretrain_200.csv", default_spec(), smiles_col="SMILES", featurize_workers=0,
-                             exclude=[{"path": str(exclude)}], descriptors=True, descriptor_names=list(NAMES))
+    exclude.write_text(
+        "smiles\n" + "".join(f"{s}\n" for s in _smiles(fixtures, "pretrain_200.csv", "SMILES")[:5])
+    )
+    dm = UnlabeledDataModule(
+        fixtures / "pretrain_200.csv",
+        default_spec(),
+        smiles_col="SMILES",
+        featurize_workers=0,
+        exclude=[{"path": str(exclude)}],
+        descriptors=True,
+        descriptor_names=list(NAMES),
+    )
     dm.setup()
     assert len(parse_count) == 200 + 5  # the corpus once, the exclusion file once
     assert dm.num_excluded == 5 and dm.num_descriptors > 0
@@ -153,7 +192,9 @@ def test_prediction_jobs_carry_the_same_products(fixtures):
     job = featurize_job(smiles, spec, list(NAMES), fingerprints=True)
     graphs, valid = ref["graphs"], ref["graphs"].graph_index.numpy() >= 0
     assert np.array_equal(job["valid"], valid) and job["x"].dtype == np.uint8
-    assert np.array_equal(job["x"], graphs.graphs.x.numpy()) and np.array_equal(job["node_ptr"], graphs.graphs.node_ptr)
+    assert np.array_equal(job["x"], graphs.graphs.x.numpy()) and np.array_equal(
+        job["node_ptr"], graphs.graphs.node_ptr
+    )
     shift = np.repeat(graphs.graphs.node_ptr[:-1].numpy(), np.diff(graphs.graphs.edge_ptr.numpy()))
     assert np.array_equal(job["edge_index"], graphs.graphs.edge_index.numpy() + shift)
     assert job["errors"] == [graphs.failures.get(r, "") for r in range(len(smiles))]

@@ -19,14 +19,21 @@ FA, FB = len(SPEC.atom_features), len(SPEC.bond_features)
 # No wall-clock deadline: on a busy machine (other jobs on the same cores) wall time says nothing about molgnn.
 # A hang is caught below by CPU time (not inflated by other processes), with a bound ~100x the usual cost.
 HANG_CPU_S = 20.0
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def check_graph_or_failure(out) -> None:
     """The contract of smiles_to_arrays: a well-formed graph or a ParseFailure with a one-line reason."""
     if isinstance(out, ParseFailure):
-        assert isinstance(out.reason, str) and out.reason and "\n" not in out.reason and len(out.reason) <= 200
+        assert (
+            isinstance(out.reason, str) and out.reason and "\n" not in out.reason and len(out.reason) <= 200
+        )
         return
     assert isinstance(out, GraphArrays)
     n, e = out.x.shape[0], out.edge_index.shape[1]
@@ -57,18 +64,38 @@ def test_smiles_like_garbage(text):
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
-@given(st.one_of(st.none(), st.integers(), st.floats(allow_nan=True), st.binary(max_size=20),
-                 st.lists(st.text(max_size=3), max_size=3)))
+@given(
+    st.one_of(
+        st.none(),
+        st.integers(),
+        st.floats(allow_nan=True),
+        st.binary(max_size=20),
+        st.lists(st.text(max_size=3), max_size=3),
+    )
+)
 def test_non_text_cells(value):
     out = smiles_to_arrays(value, SPEC)
     assert isinstance(out, ParseFailure) and out.reason
 
 
 # symbol -> (atomic number, valence, formal charge, isotope)
-ATOM_KINDS = {"C": (6, 4, 0, 0), "N": (7, 3, 0, 0), "O": (8, 2, 0, 0), "S": (16, 2, 0, 0), "F": (9, 1, 0, 0),
-              "Cl": (17, 1, 0, 0), "Br": (35, 1, 0, 0), "P": (15, 3, 0, 0), "B": (5, 3, 0, 0), "Si": (14, 4, 0, 0),
-              "Se": (34, 2, 0, 0), "N+": (7, 4, 1, 0), "O-": (8, 1, -1, 0), "13C": (6, 4, 0, 13),
-              "2H": (1, 1, 0, 2)}
+ATOM_KINDS = {
+    "C": (6, 4, 0, 0),
+    "N": (7, 3, 0, 0),
+    "O": (8, 2, 0, 0),
+    "S": (16, 2, 0, 0),
+    "F": (9, 1, 0, 0),
+    "Cl": (17, 1, 0, 0),
+    "Br": (35, 1, 0, 0),
+    "P": (15, 3, 0, 0),
+    "B": (5, 3, 0, 0),
+    "Si": (14, 4, 0, 0),
+    "Se": (34, 2, 0, 0),
+    "N+": (7, 4, 1, 0),
+    "O-": (8, 1, -1, 0),
+    "13C": (6, 4, 0, 13),
+    "2H": (1, 1, 0, 2),
+}
 ORDERS = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
 
 
@@ -120,8 +147,29 @@ def test_random_molecules(case):
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(["CCO", "[Na+]", "[Cl-]", "c1ccccc1", "O", "[NH4+]", "[Fe+3]", "[2H]O[2H]",
-                                 "CC(=O)[O-]", "[K+]", "[13CH4]", "[Cu]<-N", "*C"]), min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "CCO",
+                "[Na+]",
+                "[Cl-]",
+                "c1ccccc1",
+                "O",
+                "[NH4+]",
+                "[Fe+3]",
+                "[2H]O[2H]",
+                "CC(=O)[O-]",
+                "[K+]",
+                "[13CH4]",
+                "[Cu]<-N",
+                "*C",
+            ]
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_salts_and_multi_fragment(fragments):
     smiles = ".".join(fragments)
     out = smiles_to_arrays(smiles, SPEC)

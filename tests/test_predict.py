@@ -65,8 +65,9 @@ def table(tmp_path_factory) -> Path:
 
 
 def _csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"id": str, "smiles": str, "error": str}, keep_default_na=False,
-                       na_values={"logS": [""]})
+    return pd.read_csv(
+        path, dtype={"id": str, "smiles": str, "error": str}, keep_default_na=False, na_values={"logS": [""]}
+    )
 
 
 def test_rows_kept_in_order_with_invalid_rows_and_values_match_training(run, ckpt, table, tmp_path):
@@ -176,9 +177,19 @@ def test_killed_process_resumes_without_lost_or_duplicated_rows(ckpt, tmp_path):
     smiles = pd.read_csv(ROOT / "data" / "moleculenet" / "lipophilicity.csv")["smiles"].tolist()
     src = _write(tmp_path / "lipo.smi", smiles, range(len(smiles)))
     out = tmp_path / "p.csv"
-    args = [sys.executable, "-m", "molgnn.cli.predict", f"ckpt_path={ckpt}", f"input.path={src}",
-            f"output_path={out}", "chunk_rows=200", "batch_size=50", "num_workers=1", "progress=false",
-            f"hydra.run.dir={tmp_path / 'h'}"]
+    args = [
+        sys.executable,
+        "-m",
+        "molgnn.cli.predict",
+        f"ckpt_path={ckpt}",
+        f"input.path={src}",
+        f"output_path={out}",
+        "chunk_rows=200",
+        "batch_size=50",
+        "num_workers=1",
+        "progress=false",
+        f"hydra.run.dir={tmp_path / 'h'}",
+    ]
     proc = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 60
     while not list(parts_dir(out).glob("chunk-*.csv")) and time.monotonic() < deadline:
@@ -224,8 +235,14 @@ def test_bundle_predicts_every_head(ckpt, ckpt2, table, tmp_path):
 def _bad_checkpoints(ckpt: Path, tmp: Path) -> dict[str, Path]:
     from molgnn.checkpoint import export_encoder, load_encoder
 
-    files = {"truncated": tmp / "trunc.ckpt", "text": tmp / "notes.ckpt", "encoder": tmp / "enc.pt",
-             "plain": tmp / "plain.pt", "missing": tmp / "nope.ckpt", "keys": tmp / "keys.ckpt"}
+    files = {
+        "truncated": tmp / "trunc.ckpt",
+        "text": tmp / "notes.ckpt",
+        "encoder": tmp / "enc.pt",
+        "plain": tmp / "plain.pt",
+        "missing": tmp / "nope.ckpt",
+        "keys": tmp / "keys.ckpt",
+    }
     files["truncated"].write_bytes(ckpt.read_bytes()[:5000])
     files["text"].write_text("hello")
     export_encoder(load_encoder(ckpt), files["encoder"])
@@ -262,10 +279,23 @@ def test_cli_one_line_error_for_corrupt_checkpoint(table, tmp_path):
     bad = tmp_path / "bad.ckpt"
     bad.write_bytes(b"\x00garbage" * 10)
     out = tmp_path / "p.csv"
-    res = subprocess.run([sys.executable, "-m", "molgnn.cli.predict", f"ckpt_path={bad}", f"input.path={table}",
-                          f"output_path={out}", f"hydra.run.dir={tmp_path / 'h'}"], capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "molgnn.cli.predict",
+            f"ckpt_path={bad}",
+            f"input.path={table}",
+            f"output_path={out}",
+            f"hydra.run.dir={tmp_path / 'h'}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 2, res.stderr
-    assert res.stderr.strip().splitlines()[-1].startswith("molgnn-predict: error: ") and "bad.ckpt" in res.stderr
+    assert (
+        res.stderr.strip().splitlines()[-1].startswith("molgnn-predict: error: ") and "bad.ckpt" in res.stderr
+    )
     assert not out.exists() and not parts_dir(out).exists()
 
 
@@ -274,11 +304,24 @@ def test_two_ranks_shard_and_merge_in_input_order(ckpt, table, tmp_path):
     ref = tmp_path / "ref.csv"
     predict_file(str(ckpt), table, ref, chunk_rows=8, **FAST)
     out = tmp_path / "sharded.csv"
-    args = [sys.executable, "-m", "molgnn.cli.predict", f"ckpt_path={ckpt}", f"input.path={table}",
-            f"output_path={out}", "chunk_rows=8", "num_workers=0", "progress=false"]
-    procs = [subprocess.Popen([*args, f"hydra.run.dir={tmp_path / f'h{r}'}"],
-                              env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"})
-             for r in (1, 0)]
+    args = [
+        sys.executable,
+        "-m",
+        "molgnn.cli.predict",
+        f"ckpt_path={ckpt}",
+        f"input.path={table}",
+        f"output_path={out}",
+        "chunk_rows=8",
+        "num_workers=0",
+        "progress=false",
+    ]
+    procs = [
+        subprocess.Popen(
+            [*args, f"hydra.run.dir={tmp_path / f'h{r}'}"],
+            env={**os.environ, "RANK": str(r), "WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"},
+        )
+        for r in (1, 0)
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     assert out.read_bytes() == ref.read_bytes() and not parts_dir(out).exists()
 
@@ -290,8 +333,12 @@ def test_descriptor_head_is_predicted_like_in_training(train_tiny, tmp_path):
     assert predictor.needs_descriptors
     ref = pd.read_csv(run / "test_predictions.csv")
     src = _write(tmp_path / "t.smi", ref["smiles"])
-    predict_file(str(run / "checkpoints" / "best.ckpt"), src, tmp_path / "p.csv", progress=False, num_workers=2)
-    np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["logS"], ref["logS_pred"], rtol=1e-4, atol=1e-4)
+    predict_file(
+        str(run / "checkpoints" / "best.ckpt"), src, tmp_path / "p.csv", progress=False, num_workers=2
+    )
+    np.testing.assert_allclose(
+        pd.read_csv(tmp_path / "p.csv")["logS"], ref["logS_pred"], rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("name,text", [("h.csv", "smiles,id\n"), ("e.smi", "")])

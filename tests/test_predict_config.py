@@ -21,7 +21,7 @@ NEEDED = ["ckpt_path=nope.ckpt", "input.path=nope.csv"]  # files that do not exi
 
 BAD = {  # override -> text the one line must hold (the key it is about)
     "chunk_rows=abc": "Error merging override chunk_rows=abc; ValidationError: Value 'abc' of type 'str' could "
-                      "not be converted to Integer",
+    "not be converted to Integer",
     "rank=abc": "Error merging override rank=abc",
     "progress=maybe": "Error merging override progress=maybe",
     "interval_level=high": "Error merging override interval_level=high",
@@ -42,8 +42,12 @@ def _compose(*overrides: str):
 @pytest.mark.parametrize("override", list(BAD))
 def test_a_bad_value_or_key_fails_at_compose_time_in_one_line(monkeypatch, capfd, tmp_path, override):
     out = tmp_path / "p.csv"
-    code, lines = run_entry(monkeypatch, capfd, main, ["molgnn-predict", *NEEDED, f"output_path={out}", override,
-                                                       f"hydra.run.dir={tmp_path / 'h'}"])
+    code, lines = run_entry(
+        monkeypatch,
+        capfd,
+        main,
+        ["molgnn-predict", *NEEDED, f"output_path={out}", override, f"hydra.run.dir={tmp_path / 'h'}"],
+    )
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("molgnn-predict: config error: ") and BAD[override] in lines[0], lines
     assert len(lines[0]) <= 420 and not out.exists()
@@ -59,8 +63,15 @@ def test_the_schema_keeps_every_key_and_default_of_predict_yaml():
 def test_arguments_are_predict_files_keywords_with_ranks_from_the_environment(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "3")
-    args = predict_arguments(_compose("ckpt_path=[a.ckpt,b.ckpt]", "input.path=x.smi", "output_path=o.parquet",
-                                      "batch_size=7", "interval_level=0.8"))
+    args = predict_arguments(
+        _compose(
+            "ckpt_path=[a.ckpt,b.ckpt]",
+            "input.path=x.smi",
+            "output_path=o.parquet",
+            "batch_size=7",
+            "interval_level=0.8",
+        )
+    )
     assert set(args) == set(inspect.signature(predict_file).parameters)
     assert args["rank"] == 1 and args["world_size"] == 3 and type(args["rank"]) is int
     assert args["ckpt_path"] == ["a.ckpt", "b.ckpt"] and args["input_path"] == "x.smi"
@@ -71,9 +82,20 @@ def test_arguments_are_predict_files_keywords_with_ranks_from_the_environment(mo
 def test_the_cli_writes_what_predict_file_writes(train_tiny, monkeypatch, tmp_path):
     ckpt = train_tiny("train", "uncertainty=none") / "checkpoints" / "best.ckpt"
     src, cli_out, api_out = FIXTURES / "esol_small.csv", tmp_path / "cli.csv", tmp_path / "api.csv"
-    monkeypatch.setattr("sys.argv", ["molgnn-predict", f"ckpt_path={ckpt}", f"input.path={src}",
-                                     f"output_path={cli_out}", "num_workers=0", "progress=false", "chunk_rows=50",
-                                     "device=cpu", f"hydra.run.dir={tmp_path / 'h'}"])
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "molgnn-predict",
+            f"ckpt_path={ckpt}",
+            f"input.path={src}",
+            f"output_path={cli_out}",
+            "num_workers=0",
+            "progress=false",
+            "chunk_rows=50",
+            "device=cpu",
+            f"hydra.run.dir={tmp_path / 'h'}",
+        ],
+    )
     GlobalHydra.instance().clear()
     main()
     predict_file(str(ckpt), src, api_out, num_workers=0, progress=False, chunk_rows=50)

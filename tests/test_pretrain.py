@@ -19,12 +19,25 @@ from molgnn.tasks.pretrain import AttributeMasking, Contrastive, DescriptorPredi
 from molgnn.tasks.pretrain.augment import mask_atoms, random_bond_keep, remove_subgraph, subgraph_nodes
 
 SPEC = default_spec()
-TINY = ["encoder.hidden_dim=32", "data.batch_size=32", "trainer.enable_progress_bar=false", "logger=none",
-        "data.featurize_workers=0"]
+TINY = [
+    "encoder.hidden_dim=32",
+    "data.batch_size=32",
+    "trainer.enable_progress_bar=false",
+    "logger=none",
+    "data.featurize_workers=0",
+]
 
 
-@pytest.mark.parametrize("overrides", [[], ["pretrain=attr_mask", "trainer=gpu"], ["pretrain=contrastive"],
-                                       ["pretrain=descriptors", "trainer=ddp", "encoder=gine"], ["pretrain=all"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["pretrain=attr_mask", "trainer=gpu"],
+        ["pretrain=contrastive"],
+        ["pretrain=descriptors", "trainer=ddp", "encoder=gine"],
+        ["pretrain=all"],
+    ],
+)
 def test_pretrain_configs_compose_and_build(compose, overrides):
     from hydra.utils import instantiate
 
@@ -32,14 +45,19 @@ def test_pretrain_configs_compose_and_build(compose, overrides):
 
     cfg = compose("pretrain", overrides)
     encoder = instantiate(cfg.encoder)
-    modules, weights = build_objectives(cfg, PretrainContext(encoder.out_dim, encoder.spec, num_descriptors=5))
+    modules, weights = build_objectives(
+        cfg, PretrainContext(encoder.out_dim, encoder.spec, num_descriptors=5)
+    )
     assert modules and set(modules) == set(weights)
     if "pretrain=all" in overrides:
         assert set(modules) == {"descriptors", "attr_mask", "contrastive"}
     assert cfg.data.descriptors == any(isinstance(m, DescriptorPrediction) for m in modules.values())
     assert len(cfg.data.exclude) == 3 and cfg.data.exclude_enabled
     if "trainer=gpu" in overrides or "trainer=ddp" in overrides:
-        assert cfg.trainer.accelerator == "gpu" and cfg.trainer.max_epochs == compose("pretrain").trainer.max_epochs
+        assert (
+            cfg.trainer.accelerator == "gpu"
+            and cfg.trainer.max_epochs == compose("pretrain").trainer.max_epochs
+        )
 
 
 def _batch(smiles=("CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CCNCC1")):
@@ -53,8 +71,10 @@ def test_masking_uses_unknown_buckets_and_keeps_the_input():
     out = mask_atoms(batch, nodes, SPEC, edge_mask=nodes[batch.edge_index[0]])
     assert out.x[0].tolist() == [f.unknown_index for f in SPEC.atom_features]
     assert torch.equal(out.x[~nodes], batch.x[~nodes]) and not torch.equal(out.x, batch.x)
-    assert (out.edge_attr[nodes[batch.edge_index[0]]] == torch.tensor(
-        [f.unknown_index for f in SPEC.bond_features])).all()
+    assert (
+        out.edge_attr[nodes[batch.edge_index[0]]]
+        == torch.tensor([f.unknown_index for f in SPEC.bond_features])
+    ).all()
     assert batch.x[0, 0] != SPEC.atom_features[0].unknown_index  # input untouched
 
 
@@ -74,16 +94,29 @@ def test_bond_deletion_and_subgraph_removal_keep_reverse_pairs():
 
 @pytest.fixture
 def corpus(fixtures, tmp_path):
-    dm = UnlabeledDataModule(fixtures / "pretrain_200.csv", SPEC, smiles_col="SMILES", batch_size=64,
-                             featurize_workers=0, cache_dir=tmp_path / "cache", descriptors=True,
-                             descriptor_names=["MolWt", "MolLogP", "TPSA", "NumHDonors", "RingCount", "NumHAcceptors"])
+    dm = UnlabeledDataModule(
+        fixtures / "pretrain_200.csv",
+        SPEC,
+        smiles_col="SMILES",
+        batch_size=64,
+        featurize_workers=0,
+        cache_dir=tmp_path / "cache",
+        descriptors=True,
+        descriptor_names=["MolWt", "MolLogP", "TPSA", "NumHDonors", "RingCount", "NumHAcceptors"],
+    )
     dm.setup()
     return dm
 
 
-@pytest.mark.parametrize("make", [
-    lambda ctx: AttributeMasking(ctx), lambda ctx: Contrastive(ctx, proj_dim=16),
-    lambda ctx: DescriptorPrediction(ctx, hidden_dim=32)], ids=["attr_mask", "contrastive", "descriptors"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ctx: AttributeMasking(ctx),
+        lambda ctx: Contrastive(ctx, proj_dim=16),
+        lambda ctx: DescriptorPrediction(ctx, hidden_dim=32),
+    ],
+    ids=["attr_mask", "contrastive", "descriptors"],
+)
 @pytest.mark.parametrize("family", [DMPNNEncoder, GINEEncoder])
 def test_objective_loss_is_finite_and_decreases(corpus, make, family):
     torch.manual_seed(0)
@@ -100,7 +133,9 @@ def test_objective_loss_is_finite_and_decreases(corpus, make, family):
         opt.step()
         losses.append(loss.item())
     # contrastive starts near log(2B - 1) and its views are re-drawn every step: a smaller relative drop
-    assert np.mean(losses[-5:]) < (0.95 if isinstance(objective, Contrastive) else 0.8) * np.mean(losses[:5]), losses
+    assert np.mean(losses[-5:]) < (0.95 if isinstance(objective, Contrastive) else 0.8) * np.mean(
+        losses[:5]
+    ), losses
 
 
 def test_descriptor_scaler_drops_constant_and_failing_columns():
@@ -119,7 +154,9 @@ def test_descriptor_scaler_drops_constant_and_failing_columns():
     fitted = DescriptorScaler.fit(compute_descriptors(smiles, names, 0), names)
     assert fitted.names == ["MolWt", "NumHDonors", "TPSA"]  # constant NumRadicalElectrons dropped
     restored = DescriptorScaler.from_dict(fitted.to_dict())
-    assert np.allclose(restored.transform_smiles(smiles), fitted.transform(compute_descriptors(smiles, names, 0)))
+    assert np.allclose(
+        restored.transform_smiles(smiles), fitted.transform(compute_descriptors(smiles, names, 0))
+    )
 
 
 def test_exclusion_removes_benchmark_test_molecules(fixtures, tmp_path):
@@ -136,16 +173,23 @@ def test_exclusion_removes_benchmark_test_molecules(fixtures, tmp_path):
     base = pd.read_csv(fixtures / "pretrain_200.csv").SMILES.tolist()[:40]
     path = tmp_path / "corpus.smi"
     path.write_text("\n".join(base + variants + train_smiles) + "\n")
-    exclude = [{"path": f"{PROJECT_ROOT}/data/moleculenet/esol.csv", "smiles_col": "smiles",
-                "split_path": f"{PROJECT_ROOT}/data/moleculenet/splits/esol_scaffold.json", "keys": ["test"]}]
+    exclude = [
+        {
+            "path": f"{PROJECT_ROOT}/data/moleculenet/esol.csv",
+            "smiles_col": "smiles",
+            "split_path": f"{PROJECT_ROOT}/data/moleculenet/splits/esol_scaffold.json",
+            "keys": ["test"],
+        }
+    ]
     dm = UnlabeledDataModule(path, SPEC, featurize_workers=0, cache_dir=tmp_path / "c", exclude=exclude)
     dm.setup()
     assert dm.num_excluded == len(set(canonical_smiles(test_smiles, 0))) and dm.num_molecules == 43
     kept = {tuple(dm.graphs.get(int(g)).x.flatten().tolist()) for ds in dm.datasets.values() for g in ds.rows}
     for s in test_smiles:
         assert tuple(smiles_to_graph(s, SPEC).x.flatten().tolist()) not in kept
-    off = UnlabeledDataModule(path, SPEC, featurize_workers=0, cache_dir=tmp_path / "c", exclude=exclude,
-                              exclude_enabled=False)
+    off = UnlabeledDataModule(
+        path, SPEC, featurize_workers=0, cache_dir=tmp_path / "c", exclude=exclude, exclude_enabled=False
+    )
     off.setup()
     assert off.num_excluded == 0 and off.num_molecules == 48
 
@@ -155,24 +199,44 @@ def test_pretrain_export_import_finetune(compose, fixtures, tmp_path):
     from molgnn.cli.pretrain import pretrain
     from molgnn.cli.train import train
 
-    cfg = compose("pretrain", [f"data.path={fixtures / 'pretrain_200.csv'}", "trainer.max_epochs=2",
-                               "data.descriptor_names=[MolWt,MolLogP,TPSA,RingCount]", *TINY])
+    cfg = compose(
+        "pretrain",
+        [
+            f"data.path={fixtures / 'pretrain_200.csv'}",
+            "trainer.max_epochs=2",
+            "data.descriptor_names=[MolWt,MolLogP,TPSA,RingCount]",
+            *TINY,
+        ],
+    )
     header = pretrain(cfg, tmp_path / "pre")
     assert header["steps"] == 12 and header["corpus"]["size"] == 200
     assert [o["name"] for o in header["objectives"]] == ["descriptors", "attr_mask"]
     blob = torch.load(tmp_path / "pre" / "encoder.pt", weights_only=True)
-    assert blob["molgnn"]["kind"] == "encoder" and not any(k.startswith("objectives") for k in blob["state_dict"])
+    assert blob["molgnn"]["kind"] == "encoder" and not any(
+        k.startswith("objectives") for k in blob["state_dict"]
+    )
     assert blob["molgnn"]["pretraining"]["corpus"]["descriptors"] == ["MolWt", "MolLogP", "TPSA", "RingCount"]
     encoder = load_encoder(tmp_path / "pre" / "encoder.pt", expect_spec=SPEC)
     ckpt_encoder = load_encoder(tmp_path / "pre" / "checkpoints" / "last.ckpt")
     for a, b in zip(encoder.state_dict().values(), ckpt_encoder.state_dict().values()):
         assert torch.equal(a, b)
 
-    tcfg = compose("train", ["encoder=pretrained", f"encoder.path={tmp_path / 'pre' / 'encoder.pt'}",
-                             "data=csv", f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]",
-                             "split=random", "trainer.max_epochs=2", "head.hidden_dim=16",
-                             "~callbacks.rich_progress_bar", "++data.descriptors=true",
-                             "++data.descriptor_names=[MolWt,MolLogP]"])
+    tcfg = compose(
+        "train",
+        [
+            "encoder=pretrained",
+            f"encoder.path={tmp_path / 'pre' / 'encoder.pt'}",
+            "data=csv",
+            f"data.path={fixtures / 'esol_small.csv'}",
+            "data.target_cols=[logS]",
+            "split=random",
+            "trainer.max_epochs=2",
+            "head.hidden_dim=16",
+            "~callbacks.rich_progress_bar",
+            "++data.descriptors=true",
+            "++data.descriptor_names=[MolWt,MolLogP]",
+        ],
+    )
     metrics = train(tcfg, tmp_path / "fine")
     assert np.isfinite(metrics["test/rmse"])
     model = torch.load(tmp_path / "fine" / "checkpoints" / "last.ckpt", weights_only=True)["molgnn"]
@@ -185,22 +249,34 @@ def test_pretrain_export_import_finetune(compose, fixtures, tmp_path):
 def test_pretrain_resumes_from_a_step_checkpoint(compose, fixtures, tmp_path):
     from molgnn.cli.pretrain import pretrain
 
-    base = [f"data.path={fixtures / 'pretrain_200.csv'}", "pretrain=attr_mask", "checkpoint_every_n_steps=4",
-            *TINY]
+    base = [
+        f"data.path={fixtures / 'pretrain_200.csv'}",
+        "pretrain=attr_mask",
+        "checkpoint_every_n_steps=4",
+        *TINY,
+    ]
     first = pretrain(compose("pretrain", [*base, "trainer.max_epochs=1"]), tmp_path / "a")
     assert first["steps"] == 6
     steps = sorted(p.name for p in (tmp_path / "a" / "checkpoints").glob("step*.ckpt"))
     assert steps == ["step4.ckpt"]
-    resumed = pretrain(compose("pretrain", [*base, "trainer.max_epochs=2",
-                                            f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}"]),
-                       tmp_path / "b")
+    resumed = pretrain(
+        compose(
+            "pretrain",
+            [*base, "trainer.max_epochs=2", f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'last.ckpt'}"],
+        ),
+        tmp_path / "b",
+    )
     assert resumed["steps"] == 12 and resumed["epochs"] == 2
     mid = torch.load(tmp_path / "a" / "checkpoints" / "step4.ckpt", weights_only=True)
     assert mid["global_step"] == 4 and mid["molgnn"]["kind"] == "pretrain"
     # from a mid-epoch step checkpoint: the epoch continues where it stopped (no step is redone or lost)
-    middle = pretrain(compose("pretrain", [*base, "trainer.max_epochs=1",
-                                           f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'step4.ckpt'}"]),
-                      tmp_path / "c")
+    middle = pretrain(
+        compose(
+            "pretrain",
+            [*base, "trainer.max_epochs=1", f"ckpt_path={tmp_path / 'a' / 'checkpoints' / 'step4.ckpt'}"],
+        ),
+        tmp_path / "c",
+    )
     assert middle["steps"] == 6
 
 
@@ -216,8 +292,13 @@ def test_shipped_encoders_load_safely_with_their_provenance(compose, shipped):
 
     from molgnn.checkpoint import read_header, safe_load
 
-    cfg = compose("train", ["encoder=pretrained",
-                            *([f"encoder.path=${{paths.root_dir}}/models/pretrained/{shipped}"] if shipped else [])])
+    cfg = compose(
+        "train",
+        [
+            "encoder=pretrained",
+            *([f"encoder.path=${{paths.root_dir}}/models/pretrained/{shipped}"] if shipped else []),
+        ],
+    )
     path = cfg.encoder.path
     blob = torch.load(path, weights_only=True)
     header = read_header(safe_load(path), path)
@@ -238,9 +319,19 @@ def test_make_corpus_merges_dedupes_and_counts_unparsable(tmp_path):
     (tmp_path / "a.csv").write_text("smiles,label\nCCO,1\nOCC,0\nnot_a_smiles,1\nc1ccccc1,0\n")
     (tmp_path / "b.csv").write_text("Class,mol\n1,C1=CC=CC=C1\n0,CC(=O)O\n")
     out = tmp_path / "corpus.csv.gz"
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "data" / "pretrain" / "make_corpus.py"),
-                           str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "-o", str(out)],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parents[1] / "data" / "pretrain" / "make_corpus.py"),
+            str(tmp_path / "a.csv"),
+            str(tmp_path / "b.csv"),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "a.csv: 4 rows, 2 new molecules, 1 unparsable" in proc.stdout
     assert "b.csv: 2 rows, 1 new molecules, 0 unparsable" in proc.stdout
     assert pd.read_csv(out)["SMILES"].tolist() == ["CCO", "c1ccccc1", "CC(=O)O"]
@@ -253,7 +344,10 @@ def test_make_corpus_names_the_bad_file_in_one_line(tmp_path):
     script = Path(__file__).resolve().parents[1] / "data" / "pretrain" / "make_corpus.py"
     (tmp_path / "labels.csv").write_text("name,label\nx,1\n")
     for bad in (tmp_path / "missing.csv", tmp_path / "labels.csv"):
-        proc = subprocess.run([sys.executable, str(script), str(bad), "-o", str(tmp_path / "out.csv.gz")],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(script), str(bad), "-o", str(tmp_path / "out.csv.gz")],
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode != 0 and str(bad) in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out.csv.gz").exists()

@@ -34,26 +34,57 @@ def run_entry(monkeypatch, capfd, entry, argv):
 
 def run_main(monkeypatch, capfd, tmp_path, *overrides):
     """molgnn-train with ``overrides`` in this process -> (exit code, stderr lines)."""
-    return run_entry(monkeypatch, capfd, main, ["molgnn-train", *overrides, f"hydra.run.dir={tmp_path / 'run'}",
-                                                f"paths.cache_dir={tmp_path / 'cache'}"])
+    return run_entry(
+        monkeypatch,
+        capfd,
+        main,
+        [
+            "molgnn-train",
+            *overrides,
+            f"hydra.run.dir={tmp_path / 'run'}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+        ],
+    )
 
 
 CASES = {
-    "unknown_key": (["foo=1"], "config error: Could not override 'foo'; ConfigAttributeError: Key 'foo' is not in "
-                               "struct; To append to your config use +foo=1"),
+    "unknown_key": (
+        ["foo=1"],
+        "config error: Could not override 'foo'; ConfigAttributeError: Key 'foo' is not in "
+        "struct; To append to your config use +foo=1",
+    ),
     "unknown_nested_key": (["encoder.depth=3"], "Could not override 'encoder.depth'"),
-    "misspelt_group_option": (["encoder=gin"], "config error: In 'train': Could not find 'encoder/gin'; "
-                                               "available: chemprop, dmpnn, gine,"),
+    "misspelt_group_option": (
+        ["encoder=gin"],
+        "config error: In 'train': Could not find 'encoder/gin'; available: chemprop, dmpnn, gine,",
+    ),
     "misspelt_group": (["encodr=gine"], "Could not override 'encodr'"),
     "bad_override_syntax": (["trainer.max_epochs=["], "cannot parse override 'trainer.max_epochs=['"),
-    "missing_values": (["data=csv"], "error: missing config value(s): data.path, data.target_cols; set them on "
-                                     "the command line, e.g. data.path=..."),
-    "missing_file": (["data=csv", "data.path=nope.csv", "data.target_cols=[y]"], "error: nope.csv: file not found"),
-    "missing_split_file": (["data=csv", f"data.path={SMALL}", "data.target_cols=[logS]", "split=predefined",
-                            "split.path=nope.json"], "nope.json: split file not found (split.path)"),
+    "missing_values": (
+        ["data=csv"],
+        "error: missing config value(s): data.path, data.target_cols; set them on "
+        "the command line, e.g. data.path=...",
+    ),
+    "missing_file": (
+        ["data=csv", "data.path=nope.csv", "data.target_cols=[y]"],
+        "error: nope.csv: file not found",
+    ),
+    "missing_split_file": (
+        [
+            "data=csv",
+            f"data.path={SMALL}",
+            "data.target_cols=[logS]",
+            "split=predefined",
+            "split.path=nope.json",
+        ],
+        "nope.json: split file not found (split.path)",
+    ),
     "bad_interpolation": (["data.path=${nowhere}"], "Interpolation key 'nowhere' not found (at data.path)"),
-    "invalid_value": (["split.sizes=[0.5,0.5]"], "Error in call to target 'molgnn.data.split.ScaffoldSplit'; "
-                                                  "ValueError: split.sizes must be three non-negative fractions"),
+    "invalid_value": (
+        ["split.sizes=[0.5,0.5]"],
+        "Error in call to target 'molgnn.data.split.ScaffoldSplit'; "
+        "ValueError: split.sizes must be three non-negative fractions",
+    ),
 }
 
 
@@ -82,15 +113,23 @@ def test_hydra_full_error_keeps_the_full_report(monkeypatch, tmp_path):
 def test_real_cli_subprocess_misspelt_group_option(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     for args, expected in ((["encoder=gin"], "Could not find 'encoder/gin'"),):
-        proc = subprocess.run([sys.executable, "-m", "molgnn.cli.train", *args, f"hydra.run.dir={tmp_path}"],
-                              capture_output=True, text=True, timeout=120, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "molgnn.cli.train", *args, f"hydra.run.dir={tmp_path}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("molgnn-train: config error: ") and expected in lines[0]
+        assert (
+            len(lines) == 1 and lines[0].startswith("molgnn-train: config error: ") and expected in lines[0]
+        )
 
 
-@pytest.mark.parametrize("module,prog", [("molgnn.cli.pretrain", "molgnn-pretrain"),
-                                         ("molgnn.cli.predict", "molgnn-predict")])
+@pytest.mark.parametrize(
+    "module,prog", [("molgnn.cli.pretrain", "molgnn-pretrain"), ("molgnn.cli.predict", "molgnn-predict")]
+)
 def test_pretrain_and_predict_unknown_key_is_one_line(monkeypatch, capfd, tmp_path, module, prog):
     import importlib
 
@@ -98,6 +137,7 @@ def test_pretrain_and_predict_unknown_key_is_one_line(monkeypatch, capfd, tmp_pa
     code, lines = run_entry(monkeypatch, capfd, entry, [prog, "foo=1", f"hydra.run.dir={tmp_path}"])
     assert code == 2
     assert len(lines) == 1 and lines[0].startswith(f"{prog}: config error: Could not override 'foo'"), lines
+
 
 def test_target_cols_as_a_lone_string_is_one_column():
     from molgnn.data.datamodule import MoleculeDataModule

@@ -22,10 +22,21 @@ from molgnn.tasks.rng import RngStateCallback, capture_rng_state, restore_rng_st
 
 TESTS = Path(__file__).parent
 # 96 train rows / batch 16 = 6 steps per epoch; 3 epochs
-RUN = ["data=csv", f"data.path={TESTS / 'fixtures' / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-       "data.batch_size=16", "trainer.max_epochs=3", "encoder.hidden_dim=32", "encoder.num_layers=2",
-       "head.hidden_dim=16", "logger=none", "~callbacks.lr_monitor", "~callbacks.rich_progress_bar",
-       "+trainer.enable_progress_bar=false"]
+RUN = [
+    "data=csv",
+    f"data.path={TESTS / 'fixtures' / 'esol_small.csv'}",
+    "data.target_cols=[logS]",
+    "split=random",
+    "data.batch_size=16",
+    "trainer.max_epochs=3",
+    "encoder.hidden_dim=32",
+    "encoder.num_layers=2",
+    "head.hidden_dim=16",
+    "logger=none",
+    "~callbacks.lr_monitor",
+    "~callbacks.rich_progress_bar",
+    "+trainer.enable_progress_bar=false",
+]
 
 
 class KillAfterSteps(L.Callback):
@@ -58,19 +69,35 @@ def test_killed_run_resumes_to_the_same_metrics(compose, tmp_path):
 
     # the real CLI, SIGKILLed at step 15 (mid-epoch 2); last.ckpt is the end of epoch 1
     killed = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "molgnn.cli.train", *RUN, f"hydra.run.dir={killed}",
-                           f"paths.cache_dir={tmp_path / 'cache'}",
-                           "+callbacks.kill._target_=test_reliability_faults.KillAfterSteps",
-                           "+callbacks.kill.steps=15"], capture_output=True, text=True, timeout=300, env=env)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "molgnn.cli.train",
+            *RUN,
+            f"hydra.run.dir={killed}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "+callbacks.kill._target_=test_reliability_faults.KillAfterSteps",
+            "+callbacks.kill.steps=15",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (killed / "metrics.json").exists()
     last = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (1, 12) and "RngStateCallback" in last["callbacks"]
 
-    resumed = train(compose("train", RUN + [f"ckpt_path={killed / 'checkpoints' / 'last.ckpt'}"]),
-                    tmp_path / "resumed")
+    resumed = train(
+        compose("train", RUN + [f"ckpt_path={killed / 'checkpoints' / 'last.ckpt'}"]), tmp_path / "resumed"
+    )
     for key in ("val/rmse", "test/rmse", "test/mae", "test/r2"):
         assert resumed[key] == pytest.approx(reference[key], rel=1e-6, abs=1e-7), key
     assert resumed["epochs"] == reference["epochs"] == 3

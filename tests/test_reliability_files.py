@@ -65,16 +65,27 @@ def test_benign_format_variants_read_the_same_rows(bad, name):
 def test_nan_inf_and_text_targets_are_row_problems(bad):
     table = read_labeled_table(bad / "nan_inf.csv", "smiles", ["logS"])
     assert len(table.smiles) == 16
-    assert table.problems == {10: "no target value", 11: "target 'logS' is not finite: 'inf'",
-                              12: "target 'logS' is not finite: '-inf'", 13: "no target value",
-                              14: "target 'logS' is not a number: 'abc'",
-                              15: "target 'logS' is not finite: '1e400'"}
+    assert table.problems == {
+        10: "no target value",
+        11: "target 'logS' is not finite: 'inf'",
+        12: "target 'logS' is not finite: '-inf'",
+        13: "no target value",
+        14: "target 'logS' is not a number: 'abc'",
+        15: "target 'logS' is not finite: '1e400'",
+    }
     assert np.isfinite(table.targets[:10]).all()
 
 
 def test_datamodule_leaves_out_bad_target_rows(bad, tmp_path):
-    dm = MoleculeDataModule(str(bad / "nan_inf.csv"), "smiles", ["logS"], RandomSplit((0.6, 0.2, 0.2)),
-                            default_spec(), batch_size=4, cache_dir=str(tmp_path))
+    dm = MoleculeDataModule(
+        str(bad / "nan_inf.csv"),
+        "smiles",
+        ["logS"],
+        RandomSplit((0.6, 0.2, 0.2)),
+        default_spec(),
+        batch_size=4,
+        cache_dir=str(tmp_path),
+    )
     dm.setup("fit")
     assert dm.invalid_rows.row.tolist() == [10, 11, 12, 13, 14, 15]
     assert dm.invalid_rows.line.tolist() == [12, 13, 14, 15, 16, 17]  # 1-based file lines, header = line 1
@@ -96,10 +107,19 @@ def test_duplicates_are_kept_and_reported(bad, caplog):
 
 
 def test_all_rows_invalid_is_one_error(bad, tmp_path):
-    dm = MoleculeDataModule(str(bad / "all_invalid.csv"), "smiles", ["logS"], RandomSplit(), default_spec(),
-                            cache_dir=str(tmp_path))
-    with pytest.raises(InputFileError, match=r"all_invalid.csv: no valid rows \(3 invalid; first: line 2: "
-                                             r"invalid SMILES syntax\)"):
+    dm = MoleculeDataModule(
+        str(bad / "all_invalid.csv"),
+        "smiles",
+        ["logS"],
+        RandomSplit(),
+        default_spec(),
+        cache_dir=str(tmp_path),
+    )
+    with pytest.raises(
+        InputFileError,
+        match=r"all_invalid.csv: no valid rows \(3 invalid; first: line 2: "
+        r"invalid SMILES syntax\)",
+    ):
         dm.setup("fit")
 
 
@@ -107,7 +127,11 @@ def test_smi_file_with_crlf_and_bad_bytes(tmp_path):
     p = tmp_path / "m.smi"
     p.write_bytes(b"CCO ethanol\r\nc1ccccc1\tbenzene\r\n\r\n")
     frame = read_frame(p)
-    assert frame.smiles.tolist() == ["CCO", "c1ccccc1", ""] and frame.id.tolist() == ["ethanol", "benzene", ""]
+    assert frame.smiles.tolist() == ["CCO", "c1ccccc1", ""] and frame.id.tolist() == [
+        "ethanol",
+        "benzene",
+        "",
+    ]
     p.write_bytes(b"CCO a\nC\xff b\n")
     with pytest.raises(InputFileError, match=r"m.smi: not UTF-8 text \(line 2, byte 0xff\)"):
         read_frame(p)
@@ -116,26 +140,45 @@ def test_smi_file_with_crlf_and_bad_bytes(tmp_path):
 def test_nul_byte_and_huge_cell_become_invalid_rows(tmp_path):
     p = tmp_path / "odd.csv"
     p.write_text("smiles,logS\n" + "C\x00C,1\n" + "C" * 6000 + ",2\n" + "CCO,3\nCC,4\nCCC,5\nCCCC,6\n")
-    dm = MoleculeDataModule(str(p), "smiles", ["logS"], RandomSplit((0.5, 0.25, 0.25)), default_spec(),
-                            cache_dir=None)
+    dm = MoleculeDataModule(
+        str(p), "smiles", ["logS"], RandomSplit((0.5, 0.25, 0.25)), default_spec(), cache_dir=None
+    )
     dm.setup("fit")
     reasons = dict(zip(dm.invalid_rows.row, dm.invalid_rows.reason))
     assert reasons == {0: "invalid SMILES syntax", 1: "SMILES longer than 5000 characters"}
 
 
-TINY = ["encoder.hidden_dim=32", "encoder.num_layers=2", "head.hidden_dim=16", "~callbacks.rich_progress_bar",
-        "logger=none", "trainer.max_epochs=1"]
+TINY = [
+    "encoder.hidden_dim=32",
+    "encoder.num_layers=2",
+    "head.hidden_dim=16",
+    "~callbacks.rich_progress_bar",
+    "logger=none",
+    "trainer.max_epochs=1",
+]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,fragment", [
-    ("latin1.csv", "not UTF-8 text (line 12, byte 0xe9)"),
-    ("semicolon.csv", "no column 'smiles' (from data.smiles_col)"),
-])
+@pytest.mark.parametrize(
+    "name,fragment",
+    [
+        ("latin1.csv", "not UTF-8 text (line 12, byte 0xe9)"),
+        ("semicolon.csv", "no column 'smiles' (from data.smiles_col)"),
+    ],
+)
 def test_train_cli_bad_file_exit_2_one_line(bad, tmp_path, name, fragment):
-    cmd = [sys.executable, "-m", "molgnn.cli.train", "data=csv", f"data.path={bad / name}",
-           "data.target_cols=[logS]", "split=random", f"paths.cache_dir={tmp_path / 'c'}",
-           f"hydra.run.dir={tmp_path / 'run'}", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "molgnn.cli.train",
+        "data=csv",
+        f"data.path={bad / name}",
+        "data.target_cols=[logS]",
+        "split=random",
+        f"paths.cache_dir={tmp_path / 'c'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *TINY,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
@@ -153,10 +196,16 @@ def test_nan_target_never_reaches_the_loss():
     assert math.isclose(float(loss), 0.25) and loss.isfinite()
 
 
-@pytest.mark.parametrize("name,fragment", [("latin1.csv", "not UTF-8 text (line 12"),
-                                           ("ragged.csv", "line 2 has more fields than the header"),
-                                           ("truncated.csv.gz", "cannot read"), ("empty.csv", "file is empty"),
-                                           ("no_smiles_column.csv", "no column 'smiles'")])
+@pytest.mark.parametrize(
+    "name,fragment",
+    [
+        ("latin1.csv", "not UTF-8 text (line 12"),
+        ("ragged.csv", "line 2 has more fields than the header"),
+        ("truncated.csv.gz", "cannot read"),
+        ("empty.csv", "file is empty"),
+        ("no_smiles_column.csv", "no column 'smiles'"),
+    ],
+)
 def test_pretrain_corpus_reader_uses_the_same_checks(bad, name, fragment):
     from molgnn.data.unlabeled import read_smiles_column
 

@@ -24,11 +24,25 @@ def ckpt(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("reliability_predict")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=molgnn.cli.CONF_DIR, version_base="1.3"):
-        cfg = compose("train", [
-            "data=csv", f"data.path={BAD.parent / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-            "trainer.max_epochs=1", "encoder.hidden_dim=32", "encoder.num_layers=2", "head.hidden_dim=16",
-            "logger=none", "~callbacks.lr_monitor", "~callbacks.rich_progress_bar",
-            "+trainer.enable_progress_bar=false", f"paths.cache_dir={tmp / 'cache'}", f"paths.output_dir={tmp}"])
+        cfg = compose(
+            "train",
+            [
+                "data=csv",
+                f"data.path={BAD.parent / 'esol_small.csv'}",
+                "data.target_cols=[logS]",
+                "split=random",
+                "trainer.max_epochs=1",
+                "encoder.hidden_dim=32",
+                "encoder.num_layers=2",
+                "head.hidden_dim=16",
+                "logger=none",
+                "~callbacks.lr_monitor",
+                "~callbacks.rich_progress_bar",
+                "+trainer.enable_progress_bar=false",
+                f"paths.cache_dir={tmp / 'cache'}",
+                f"paths.output_dir={tmp}",
+            ],
+        )
     GlobalHydra.instance().clear()
     train(cfg, tmp / "run")
     return tmp / "run" / "checkpoints" / "best.ckpt"
@@ -40,8 +54,16 @@ def predict(ckpt, name, tmp_path) -> pd.DataFrame:
     return pd.read_csv(out, keep_default_na=False)
 
 
-@pytest.mark.parametrize("name,rows", [("crlf.csv", 10), ("bom.csv", 10), ("quoted_commas.csv", 10),
-                                       ("duplicates.csv", 12), ("nan_inf.csv", 16)])
+@pytest.mark.parametrize(
+    "name,rows",
+    [
+        ("crlf.csv", 10),
+        ("bom.csv", 10),
+        ("quoted_commas.csv", 10),
+        ("duplicates.csv", 12),
+        ("nan_inf.csv", 16),
+    ],
+)
 def test_benign_inputs_keep_every_row(ckpt, tmp_path, name, rows):
     out = predict(ckpt, name, tmp_path)
     assert len(out) == rows and out.smiles.iloc[0] == "CCO" and out.valid.astype(str).eq("True").all()
@@ -57,10 +79,16 @@ def test_header_only_gives_an_empty_output(ckpt, tmp_path):
     assert len(predict(ckpt, "header_only.csv", tmp_path)) == 0
 
 
-@pytest.mark.parametrize("name,fragment", [("empty.csv", "file is empty"), ("latin1.csv", "not UTF-8 text"),
-                                           ("no_smiles_column.csv", "no column 'smiles' (from input.smiles_col)"),
-                                           ("semicolon.csv", "no column 'smiles'"),
-                                           ("unterminated_quote.csv", "EOF inside string")])
+@pytest.mark.parametrize(
+    "name,fragment",
+    [
+        ("empty.csv", "file is empty"),
+        ("latin1.csv", "not UTF-8 text"),
+        ("no_smiles_column.csv", "no column 'smiles' (from input.smiles_col)"),
+        ("semicolon.csv", "no column 'smiles'"),
+        ("unterminated_quote.csv", "EOF inside string"),
+    ],
+)
 def test_unreadable_inputs_are_one_error_and_no_output(ckpt, tmp_path, name, fragment):
     with pytest.raises(InputFileError) as err:
         predict(ckpt, name, tmp_path)

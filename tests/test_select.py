@@ -92,8 +92,10 @@ BAD = "c1ccccc1("
 @pytest.fixture(scope="module")
 def ensemble(train_tiny) -> list[Path]:
     """Two tiny uncalibrated models (1 epoch on 120 ESOL rows), different seeds: an ensemble with logS_std."""
-    return [train_tiny(f"train{seed}", f"seed={seed}", "uncertainty=none") / "checkpoints" / "best.ckpt"
-            for seed in (0, 1)]
+    return [
+        train_tiny(f"train{seed}", f"seed={seed}", "uncertainty=none") / "checkpoints" / "best.ckpt"
+        for seed in (0, 1)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -108,14 +110,28 @@ def candidates(tmp_path_factory) -> Path:
 
 def _select_cmd(ckpts: list[Path], candidates: Path, out: Path, *overrides: str) -> list[str]:
     ckpt = f"ckpt_path=[{','.join(map(str, ckpts))}]" if len(ckpts) > 1 else f"ckpt_path={ckpts[0]}"
-    return [sys.executable, "-m", "molgnn.cli.select", ckpt, f"input.path={candidates}", f"output_path={out}",
-            f"hydra.run.dir={out.parent / 'run'}", "num_workers=0", *overrides]
+    return [
+        sys.executable,
+        "-m",
+        "molgnn.cli.select",
+        ckpt,
+        f"input.path={candidates}",
+        f"output_path={out}",
+        f"hydra.run.dir={out.parent / 'run'}",
+        "num_workers=0",
+        *overrides,
+    ]
 
 
 def test_cli_selects_k_rows_in_rank_order_never_invalid(ensemble, candidates, tmp_path):
     out = tmp_path / "sel" / "picked.csv"
-    proc = subprocess.run(_select_cmd(ensemble, candidates, out, "k=10", "strategy=ucb", "beta=2"),
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        _select_cmd(ensemble, candidates, out, "k=10", "strategy=ucb", "beta=2"),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     sel = pd.read_csv(out)
     assert list(sel.columns) == ["id", "smiles", "rank", "score", "mean", "std"]
@@ -130,34 +146,61 @@ def test_cli_selects_k_rows_in_rank_order_never_invalid(ensemble, candidates, tm
 def test_select_all_valid_when_k_is_larger_and_minimize(ensemble, candidates, tmp_path, compose):
     from molgnn.cli.select import select
 
-    cfg = compose("select", [f"ckpt_path=[{ensemble[0]},{ensemble[1]}]", f"input.path={candidates}",
-                              f"output_path={tmp_path / 'sel.parquet'}", "k=100", "strategy=greedy",
-                              "maximize=false", "num_workers=0", f"paths.output_dir={tmp_path}"])
+    cfg = compose(
+        "select",
+        [
+            f"ckpt_path=[{ensemble[0]},{ensemble[1]}]",
+            f"input.path={candidates}",
+            f"output_path={tmp_path / 'sel.parquet'}",
+            "k=100",
+            "strategy=greedy",
+            "maximize=false",
+            "num_workers=0",
+            f"paths.output_dir={tmp_path}",
+        ],
+    )
     sel = select(cfg)
     back = pd.read_parquet(tmp_path / "sel.parquet")
     assert len(back) == len(sel) == 29 and BAD not in back["smiles"].tolist()
     assert (np.diff(back["mean"]) >= 0).all()  # minimization: lowest predicted logS first
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["strategy=ucb"], "strategy=ucb needs a predicted spread"),
-    (["strategy=ei"], "best: strategy=ei needs the best value"),
-    (["target=logP"], "target=logP: not predicted by the model; available: logS"),
-    (["strategy=bogus"], "strategy=bogus: unknown"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["strategy=ucb"], "strategy=ucb needs a predicted spread"),
+        (["strategy=ei"], "best: strategy=ei needs the best value"),
+        (["target=logP"], "target=logP: not predicted by the model; available: logS"),
+        (["strategy=bogus"], "strategy=bogus: unknown"),
+    ],
+)
 def test_cli_errors_are_one_line_naming_the_key(ensemble, candidates, tmp_path, overrides, message, compose):
     from molgnn.cli.select import select
 
-    cfg = compose("select", [f"ckpt_path={ensemble[0]}", f"input.path={candidates}", "num_workers=0",
-                              f"output_path={tmp_path / 'sel.csv'}", f"paths.output_dir={tmp_path}", *overrides])
+    cfg = compose(
+        "select",
+        [
+            f"ckpt_path={ensemble[0]}",
+            f"input.path={candidates}",
+            "num_workers=0",
+            f"output_path={tmp_path / 'sel.csv'}",
+            f"paths.output_dir={tmp_path}",
+            *overrides,
+        ],
+    )
     with pytest.raises(MolgnnError, match=message):
         select(cfg)
     assert not (tmp_path / "sel.csv").exists()
 
 
 def test_cli_error_exit_status(ensemble, candidates, tmp_path):
-    proc = subprocess.run(_select_cmd(ensemble[:1], candidates, tmp_path / "s.csv", "strategy=thompson"),
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        _select_cmd(ensemble[:1], candidates, tmp_path / "s.csv", "strategy=thompson"),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("molgnn-select: error: strategy=thompson needs")
     assert not list(tmp_path.glob(".s.csv*"))

@@ -37,8 +37,15 @@ def _fit(budget: TimeBudget, max_epochs: int = 1000) -> tuple[L.Trainer, SlowReg
     data = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randn(64, 1))
     loader = torch.utils.data.DataLoader(data, batch_size=8)
     model = SlowRegression()
-    trainer = L.Trainer(max_epochs=max_epochs, callbacks=[budget], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        callbacks=[budget],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     start = time.time()
     trainer.fit(model, loader)
     return trainer, model, time.time() - start
@@ -54,7 +61,9 @@ def test_time_budget_sets_steps_and_anneals_the_schedule(max_epochs):
     # sleeps STEP_SECONDS), fill at most the time that was left; checked on the plan, not on a busy clock
     assert budget.plan["s_per_step"] >= STEP_SECONDS
     assert (budget.plan["max_steps"] - 30) * budget.plan["s_per_step"] <= budget.plan["seconds_left"] <= 2.0
-    assert seconds < 2.0 + 30  # a run that ignored the budget would take >= 8000 x 0.01 s = 80 s (or never end)
+    assert (
+        seconds < 2.0 + 30
+    )  # a run that ignored the budget would take >= 8000 x 0.01 s = 80 s (or never end)
     assert trainer.lr_scheduler_configs[0].scheduler.total_steps == budget.plan["max_steps"]
     assert model.lrs[-1] < 0.1 * 0.05  # the cosine reached (close to) its floor, 0.01 x lr
     assert max(model.lrs) > 0.1 * 0.9  # ... after passing its peak

@@ -45,23 +45,41 @@ def runs(tmp_path_factory):
     from molgnn.cli.train import train
 
     tmp = tmp_path_factory.mktemp("transfer")
-    cfg = _compose(["encoder=gine", "encoder.hidden_dim=32", "encoder.num_layers=2", "encoder.dropout=0.0"],
-                   tmp / "cache")
+    cfg = _compose(
+        ["encoder=gine", "encoder.hidden_dim=32", "encoder.num_layers=2", "encoder.dropout=0.0"],
+        tmp / "cache",
+    )
     torch.manual_seed(0)
     encoder = instantiate(cfg.encoder)
     export_encoder(encoder, tmp / "encoder.pt", pretraining={"objective": "none (test)"})
     frame = pd.read_csv(FIXTURES / "esol_small.csv")
     frame.assign(y2=2 * frame.logS + 1).drop(columns="logS").to_csv(tmp / "second.csv", index=False)
     # monitor=null: the checkpoints hold the final epoch (Lightning writes last.ckpt only with a new best)
-    base = ["encoder=pretrained", f"encoder.path={tmp / 'encoder.pt'}", "data=csv", "split=random",
-            "callbacks.model_checkpoint.monitor=null", *QUIET]
+    base = [
+        "encoder=pretrained",
+        f"encoder.path={tmp / 'encoder.pt'}",
+        "data=csv",
+        "split=random",
+        "callbacks.model_checkpoint.monitor=null",
+        *QUIET,
+    ]
     first = [f"data.path={FIXTURES / 'esol_small.csv'}", "data.target_cols=[logS]", "task.name=solubility"]
     jobs = {
         "frozen": [*first, "task.freeze_encoder=true", "trainer.max_epochs=2"],
-        "frozen_pre": [*first, "task.freeze_encoder=true", "++task.precompute_embeddings=true",
-                       "trainer.max_epochs=2"],
-        "second": [f"data.path={tmp / 'second.csv'}", "data.target_cols=[y2]", "task.name=second",
-                   "task.freeze_encoder=true", "++task.precompute_embeddings=true", "trainer.max_epochs=2"],
+        "frozen_pre": [
+            *first,
+            "task.freeze_encoder=true",
+            "++task.precompute_embeddings=true",
+            "trainer.max_epochs=2",
+        ],
+        "second": [
+            f"data.path={tmp / 'second.csv'}",
+            "data.target_cols=[y2]",
+            "task.name=second",
+            "task.freeze_encoder=true",
+            "++task.precompute_embeddings=true",
+            "trainer.max_epochs=2",
+        ],
         "finetuned": [*first, "trainer.max_epochs=1"],
         "l2sp": [*first, "task.l2sp=1000.0", "trainer.max_epochs=1"],
         "layers1": [*first, "++task.freeze_layers=1", "trainer.max_epochs=2"],
@@ -75,7 +93,7 @@ def runs(tmp_path_factory):
 
 def _encoder_state(run_dir: Path, which: str = "last") -> dict:
     state = safe_load(run_dir / "checkpoints" / f"{which}.ckpt")["state_dict"]
-    return {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    return {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
 
 
 def _changed(runs, name: str) -> set[str]:
@@ -100,8 +118,14 @@ def test_precomputed_embeddings_train_the_same_head(runs):
     a, b = runs["frozen"], runs["frozen_pre"]
     assert b["time/precompute_s"] > 0 and "time/precompute_s" not in a
     assert abs(a["val/rmse"] - b["val/rmse"]) < 1e-4 and abs(a["test/rmse"] - b["test/rmse"]) < 1e-4
-    heads = [{k: v for k, v in safe_load(runs["dir"] / n / "checkpoints" / "last.ckpt")["state_dict"].items()
-              if k.startswith("head.")} for n in ("frozen", "frozen_pre")]
+    heads = [
+        {
+            k: v
+            for k, v in safe_load(runs["dir"] / n / "checkpoints" / "last.ckpt")["state_dict"].items()
+            if k.startswith("head.")
+        }
+        for n in ("frozen", "frozen_pre")
+    ]
     assert all(torch.allclose(heads[0][k], heads[1][k], atol=1e-5) for k in heads[0])
     preds = [pd.read_csv(runs["dir"] / n / "test_predictions.csv") for n in ("frozen", "frozen_pre")]
     assert np.allclose(preds[0].logS_pred, preds[1].logS_pred, atol=1e-4)
@@ -145,7 +169,9 @@ def test_l2sp_penalty_counts_only_trainable_distance_from_start():
 @pytest.mark.slow
 def test_freeze_layers_freezes_exactly_the_embeddings_and_first_layers(runs):
     before = safe_load(runs["encoder"])["state_dict"]
-    frozen = {k for k in before if k.startswith(("atom_embedding.", "convs.0.", "bond_embeddings.0.", "norms.0."))}
+    frozen = {
+        k for k in before if k.startswith(("atom_embedding.", "convs.0.", "bond_embeddings.0.", "norms.0."))
+    }
     changed = _changed(runs, "layers1")
     assert not changed & frozen  # embeddings + layer 0 bit-identical, batch-norm statistics included
     params = {k for k, _ in load_encoder(runs["encoder"]).named_parameters()}
@@ -157,7 +183,9 @@ def test_freeze_layers_freezes_exactly_the_embeddings_and_first_layers(runs):
 def test_gradual_unfreezing_trains_the_top_layer_first(runs):
     changed = _changed(runs, "gradual")  # epoch 0: head only; epoch 1: top layer (+ readout)
     assert any(k.startswith("convs.1.") for k in changed) and any(k.startswith("norms.1.") for k in changed)
-    assert not any(k.startswith(("atom_embedding.", "convs.0.", "bond_embeddings.0.", "norms.0.")) for k in changed)
+    assert not any(
+        k.startswith(("atom_embedding.", "convs.0.", "bond_embeddings.0.", "norms.0.")) for k in changed
+    )
 
 
 def test_unfreezing_schedule_top_down_and_eval_mode():
@@ -166,20 +194,32 @@ def test_unfreezing_schedule_top_down_and_eval_mode():
 
     def trainable(epoch):
         freezer.apply(epoch, training=True)
-        return {k.split(".")[0] + ("." + k.split(".")[1] if k.split(".")[1].isdigit() else "")
-                for k, p in encoder.named_parameters() if p.requires_grad}
+        return {
+            k.split(".")[0] + ("." + k.split(".")[1] if k.split(".")[1].isdigit() else "")
+            for k, p in encoder.named_parameters()
+            if p.requires_grad
+        }
 
     assert trainable(0) == trainable(1) == set()
     assert not encoder.gnns[2].training and not encoder.batch_norms[0].training
     assert trainable(2) == {"gnns.2", "batch_norms.2"}
     assert encoder.batch_norms[2].training and not encoder.batch_norms[1].training
     assert trainable(4) == {"gnns.2", "batch_norms.2", "gnns.1", "batch_norms.1"}
-    assert trainable(8) == {"gnns.2", "batch_norms.2", "gnns.1", "batch_norms.1", "gnns.0", "batch_norms.0",
-                            "x_embedding1", "x_embedding2"}
+    assert trainable(8) == {
+        "gnns.2",
+        "batch_norms.2",
+        "gnns.1",
+        "batch_norms.1",
+        "gnns.0",
+        "batch_norms.0",
+        "x_embedding1",
+        "x_embedding2",
+    }
     assert len(freezer.optimizer_params()) == len(list(encoder.parameters()))
     fixed = EncoderFreezer(encoder, freeze_layers=2, unfreeze_every=None)
-    assert {id(p) for p in fixed.optimizer_params()} == {id(p) for p in [*encoder.gnns[2].parameters(),
-                                                                          *encoder.batch_norms[2].parameters()]}
+    assert {id(p) for p in fixed.optimizer_params()} == {
+        id(p) for p in [*encoder.gnns[2].parameters(), *encoder.batch_norms[2].parameters()]
+    }
 
 
 def test_freezing_options_are_checked():
@@ -219,7 +259,9 @@ def test_bundle_of_two_heads_predicts_what_each_head_predicts_alone(runs, tmp_pa
 @pytest.mark.slow
 def test_bundle_refuses_a_head_trained_on_another_encoder(runs, tmp_path):
     other = runs["dir"] / "finetuned" / "checkpoints" / "best.ckpt"
-    with pytest.raises(CheckpointError, match=rf"{other}: head 'solubility' was trained on encoder \w+, not on the "):
+    with pytest.raises(
+        CheckpointError, match=rf"{other}: head 'solubility' was trained on encoder \w+, not on the "
+    ):
         bundle_checkpoints([runs["dir"] / "frozen" / "checkpoints" / "best.ckpt", other], tmp_path / "b.pt")
     with pytest.raises(MolgnnError, match="two heads are named 'solubility'"):
         bundle_checkpoints([runs["dir"] / "frozen" / "checkpoints" / "best.ckpt"] * 2, tmp_path / "b.pt")
@@ -228,20 +270,32 @@ def test_bundle_refuses_a_head_trained_on_another_encoder(runs, tmp_path):
 
 def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", module, *args, f"hydra.run.dir={cwd / 'hydra'}"],
-                          capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args, f"hydra.run.dir={cwd / 'hydra'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env=env,
+    )
 
 
 @pytest.mark.slow
 def test_bundle_cli(runs, tmp_path):
     a, b = (runs["dir"] / n / "checkpoints" / "best.ckpt" for n in ("frozen", "second"))
-    proc = _cli("molgnn.cli.bundle", f"heads=[{a},{b}]", "names=[solubility,other]", "output=props.pt", cwd=tmp_path)
+    proc = _cli(
+        "molgnn.cli.bundle", f"heads=[{a},{b}]", "names=[solubility,other]", "output=props.pt", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert load_predictor(tmp_path / "props.pt").qualified_columns == ["solubility/logS", "other/y2"]
     c = runs["dir"] / "finetuned" / "checkpoints" / "best.ckpt"
     proc = _cli("molgnn.cli.bundle", f"heads=[{a},{c}]", "output=bad.pt", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"molgnn-bundle: error: {c}: head 'solubility' was trained on")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"molgnn-bundle: error: {c}: head 'solubility' was trained on")
+    )
 
 
 @pytest.mark.slow
@@ -250,8 +304,13 @@ def test_embed_keeps_every_row_in_order(runs, tmp_path, fmt):
     """molgnn-embed end to end for .npy; the same functions in-process for .parquet (saves a start-up)."""
     src = FIXTURES / "esol_bad_rows.csv"
     if fmt == "npy":
-        proc = _cli("molgnn.cli.embed", f"input={src}", f"checkpoint={runs['encoder']}", "output=emb.npy",
-                    cwd=tmp_path)
+        proc = _cli(
+            "molgnn.cli.embed",
+            f"input={src}",
+            f"checkpoint={runs['encoder']}",
+            "output=emb.npy",
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         values, ids = np.load(tmp_path / "emb.npy"), pd.read_csv(tmp_path / "emb.ids.csv")
     else:
@@ -259,8 +318,11 @@ def test_embed_keeps_every_row_in_order(runs, tmp_path, fmt):
         from molgnn.transfer import embed_smiles
 
         smiles, names = read_smiles_ids(src, "smiles", None)
-        write_embeddings(embed_smiles(load_encoder(runs["encoder"]), smiles, batch_size=7, chunk_rows=25), names,
-                         tmp_path / "emb.parquet")
+        write_embeddings(
+            embed_smiles(load_encoder(runs["encoder"]), smiles, batch_size=7, chunk_rows=25),
+            names,
+            tmp_path / "emb.parquet",
+        )
         ids = pd.read_parquet(tmp_path / "emb.parquet")
         values = np.stack([v if v is not None else np.full(32, np.nan) for v in ids.embedding])
     smiles = pd.read_csv(src).smiles.tolist()
@@ -288,8 +350,12 @@ def test_pickle_payload_is_refused_and_not_run(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
     torch.save({"molgnn": {"format_version": 1}, "x_embedding1.weight": _Payload(marker)}, evil)
-    for load in (lambda p: load_foreign_encoder("hu2020_gcn", p), load_encoder, load_predictor,
-                 lambda p: bundle_checkpoints([p], tmp_path / "out.pt")):
+    for load in (
+        lambda p: load_foreign_encoder("hu2020_gcn", p),
+        load_encoder,
+        load_predictor,
+        lambda p: bundle_checkpoints([p], tmp_path / "out.pt"),
+    ):
         with pytest.raises(CheckpointError, match="refused: .*never executes code from a checkpoint"):
             load(evil)
     assert not marker.exists()
@@ -305,8 +371,11 @@ def test_broken_files_get_clear_errors(runs_free_encoder, tmp_path):
     blob = safe_load(good)
     blob["molgnn"]["format_version"] = 99
     torch.save(blob, newer)
-    for path, message in ((truncated, "not a readable checkpoint"), (text, "not a readable checkpoint"),
-                          (newer, "format version 99 is newer")):
+    for path, message in (
+        (truncated, "not a readable checkpoint"),
+        (text, "not a readable checkpoint"),
+        (newer, "format version 99 is newer"),
+    ):
         for load in (load_encoder, load_predictor, lambda p: bundle_checkpoints([p], tmp_path / "o.pt")):
             with pytest.raises(CheckpointError, match=message):
                 load(path)
@@ -333,9 +402,15 @@ def test_spec_mismatch_names_the_differing_fields(tmp_path):
 
     path = export_encoder(GINEEncoder(default_spec(), hidden_dim=8, num_layers=1), tmp_path / "enc.pt")
     spec = default_spec()
-    other = replace(spec, version=2, atom_features=(*spec.atom_features[:1],
-                                                    FeatureVocab("degree", (0, 1, 2, 3, 4)),
-                                                    *spec.atom_features[2:]))
+    other = replace(
+        spec,
+        version=2,
+        atom_features=(
+            *spec.atom_features[:1],
+            FeatureVocab("degree", (0, 1, 2, 3, 4)),
+            *spec.atom_features[2:],
+        ),
+    )
     with pytest.raises(CheckpointError) as err:
         load_encoder(path, expect_spec=other)
     assert "featurizer spec differs" in str(err.value)
@@ -353,7 +428,9 @@ def test_dropout_override_changes_the_rate_and_no_weight(tmp_path):
     assert dropped.args["dropout"] == 0.2 and plain.args["dropout"] == 0.0
     for (k, a), (_, b) in zip(plain.state_dict().items(), dropped.state_dict().items()):
         assert torch.equal(a, b), k
-    batch = Batch.from_data_list([smiles_to_graph(s, default_spec()) for s in ("CCO", "c1ccccc1O", "CC(=O)N")])
+    batch = Batch.from_data_list(
+        [smiles_to_graph(s, default_spec()) for s in ("CCO", "c1ccccc1O", "CC(=O)N")]
+    )
     with torch.no_grad():
         assert torch.allclose(plain.eval()(batch), dropped.eval()(batch))
         torch.manual_seed(1)
@@ -368,5 +445,7 @@ def test_bundle_refuses_a_head_with_another_featurizer_spec(runs, tmp_path):
     blob = safe_load(runs["dir"] / "second" / "checkpoints" / "best.ckpt")
     blob["molgnn"]["spec"]["version"] = 7  # same weights, other featurization: must not be mixed
     torch.save(blob, tmp_path / "other_spec.ckpt")
-    with pytest.raises(CheckpointError, match=r"other_spec.ckpt: featurizer spec differs from .*version: 1 != 7"):
+    with pytest.raises(
+        CheckpointError, match=r"other_spec.ckpt: featurizer spec differs from .*version: 1 != 7"
+    ):
         bundle_checkpoints([good, tmp_path / "other_spec.ckpt"], tmp_path / "b.pt")

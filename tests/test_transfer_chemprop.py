@@ -13,7 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-from molgnn.chemprop_file import is_chemprop_file, load_chemprop_encoder, load_chemprop_predictor, read_chemprop
+from molgnn.chemprop_file import (
+    is_chemprop_file,
+    load_chemprop_encoder,
+    load_chemprop_predictor,
+    read_chemprop,
+)
 from molgnn.errors import CheckpointError
 from molgnn.featurize.chemprop import chemprop_inputs, chemprop_spec, decode_float32, encode_float32
 from molgnn.featurize.graph import smiles_to_arrays
@@ -56,15 +61,19 @@ def test_predictions_equal_chemprop_predict(model, preds, tmp_path):
     <= 1.1e-7 in memory, 5e-7 through the CSV writer's 6 decimals)."""
     from molgnn.predict import predict_file
 
-    predict_file(str(FIXTURE / model), FIXTURE / "smiles.csv", tmp_path / "p.csv", num_workers=0, progress=False)
+    predict_file(
+        str(FIXTURE / model), FIXTURE / "smiles.csv", tmp_path / "p.csv", num_workers=0, progress=False
+    )
     ours, theirs = pd.read_csv(tmp_path / "p.csv"), pd.read_csv(FIXTURE / preds)
     deviation = np.abs(ours["logS"].to_numpy() - theirs["logS"].to_numpy()).max()
     print(f"{model}: max |molgnn - chemprop predict| = {deviation:.2e}")
     assert ours["valid"].all() and len(ours) == len(theirs) and deviation < 1e-4
 
 
-@pytest.mark.parametrize("model,fps", [("model_v2_norm.pt", "fps_v2_norm_0.csv"),
-                                       ("foundation_like_mp.pt", "fps_foundation_like.csv")])
+@pytest.mark.parametrize(
+    "model,fps",
+    [("model_v2_norm.pt", "fps_v2_norm_0.csv"), ("foundation_like_mp.pt", "fps_foundation_like.csv")],
+)
 def test_fingerprints_equal_chemprops(model, fps):
     """The imported encoder's output is Chemprop's learned fingerprint (`chemprop fingerprint`, FFN block 0;
     for a CheMeleon-shaped message-passing file, its mean aggregation)."""
@@ -75,13 +84,32 @@ def test_fingerprints_equal_chemprops(model, fps):
 def test_what_is_read_from_the_files():
     a = read_chemprop(FIXTURE / "model_v2_norm.pt")
     assert a.encoder_args | {"activation_args": None} == dict(
-        mode="V2", hidden_dim=64, depth=2, bias=False, dropout=0.0, activation="ReLU", activation_args=None,
-        undirected=False, aggregation="norm", norm=100.0, batch_norm=False)
+        mode="V2",
+        hidden_dim=64,
+        depth=2,
+        bias=False,
+        dropout=0.0,
+        activation="ReLU",
+        activation_args=None,
+        undirected=False,
+        aggregation="norm",
+        norm=100.0,
+        batch_norm=False,
+    )
     assert a.target_names == ["logS"] and a.head_args["hidden_dims"] == [32]
     b = read_chemprop(FIXTURE / "model_v1_mean_bn.pt")
-    assert (b.encoder_args["mode"], b.encoder_args["aggregation"], b.encoder_args["batch_norm"]) == ("V1", "mean", True)
-    assert (b.encoder_args["activation"], b.encoder_args["activation_args"]) == ("LeakyReLU", {"negative_slope": 0.01})
-    assert is_chemprop_file(FIXTURE / "foundation_like_mp.pt") and not is_chemprop_file(FIXTURE / "smiles.csv")
+    assert (b.encoder_args["mode"], b.encoder_args["aggregation"], b.encoder_args["batch_norm"]) == (
+        "V1",
+        "mean",
+        True,
+    )
+    assert (b.encoder_args["activation"], b.encoder_args["activation_args"]) == (
+        "LeakyReLU",
+        {"negative_slope": 0.01},
+    )
+    assert is_chemprop_file(FIXTURE / "foundation_like_mp.pt") and not is_chemprop_file(
+        FIXTURE / "smiles.csv"
+    )
     assert load_models(FIXTURE / "model_v2_norm.pt")[0].columns == ["logS"]
     with pytest.raises(CheckpointError, match="message-passing-only file has no predictor"):
         load_chemprop_predictor(FIXTURE / "foundation_like_mp.pt")
@@ -108,9 +136,18 @@ def _chemprop_shaped(tmp_path, monkeypatch, payload) -> object:
     agg = type("MeanAggregation", (), {"__module__": "chemprop.nn.agg", "__qualname__": "MeanAggregation"})
     sys.modules["chemprop.nn.agg"].MeanAggregation = agg
     path = tmp_path / "model.pt"
-    torch.save({"hyper_parameters": {"agg": {"dim": 0, "cls": agg}, "message_passing": {"d_h": 8},
-                                     "predictor": payload},
-                "state_dict": {"message_passing.W_i.weight": torch.zeros(8, 86)}, "output_columns": ["y"]}, path)
+    torch.save(
+        {
+            "hyper_parameters": {
+                "agg": {"dim": 0, "cls": agg},
+                "message_passing": {"d_h": 8},
+                "predictor": payload,
+            },
+            "state_dict": {"message_passing.W_i.weight": torch.zeros(8, 86)},
+            "output_columns": ["y"],
+        },
+        path,
+    )
     for name in ("chemprop.nn.agg", "chemprop.nn", "chemprop"):
         monkeypatch.delitem(sys.modules, name)
     return path
@@ -147,14 +184,29 @@ def test_imported_encoder_fine_tunes_and_predicts(compose, fixtures, tmp_path):
     from molgnn.cli.train import train
     from molgnn.predict import predict_file
 
-    cfg = compose("train", ["encoder=chemprop", f"encoder.path={FIXTURE / 'model_v2_norm.pt'}", "data=csv",
-                            f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-                            "trainer.max_epochs=1", "head.hidden_dim=16", "uncertainty=none",
-                            "~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none"])
+    cfg = compose(
+        "train",
+        [
+            "encoder=chemprop",
+            f"encoder.path={FIXTURE / 'model_v2_norm.pt'}",
+            "data=csv",
+            f"data.path={fixtures / 'esol_small.csv'}",
+            "data.target_cols=[logS]",
+            "split=random",
+            "trainer.max_epochs=1",
+            "head.hidden_dim=16",
+            "uncertainty=none",
+            "~callbacks.rich_progress_bar",
+            "~callbacks.lr_monitor",
+            "logger=none",
+        ],
+    )
     assert train(cfg, tmp_path / "run")["epochs"] == 1
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
     blob = safe_load(ckpt)
-    assert blob["molgnn"]["encoder"]["family"] == "chemprop" and blob["molgnn"]["spec"]["engine"] == "chemprop"
+    assert (
+        blob["molgnn"]["encoder"]["family"] == "chemprop" and blob["molgnn"]["spec"]["engine"] == "chemprop"
+    )
     start = load_chemprop_encoder(FIXTURE / "model_v2_norm.pt").state_dict()["message_passing.W_i.weight"]
     assert not torch.equal(blob["state_dict"]["encoder.message_passing.W_i.weight"], start)
     (tmp_path / "new.smi").write_text("CCO\nc1ccccc1O\nnot_a_smiles\n")
@@ -167,10 +219,23 @@ def test_imported_encoder_fine_tunes_and_predicts(compose, fixtures, tmp_path):
 def test_frozen_chemeleon_shaped_encoder_trains_a_head(compose, fixtures, tmp_path):
     from molgnn.cli.train import train
 
-    cfg = compose("train", ["encoder=chemprop", f"encoder.path={FIXTURE / 'foundation_like_mp.pt'}",
-                            "task.freeze_encoder=true", "task.precompute_embeddings=true", "data=csv",
-                            f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-                            "trainer.max_epochs=2", "head.hidden_dim=16", "~callbacks.rich_progress_bar",
-                            "~callbacks.lr_monitor", "logger=none"])
+    cfg = compose(
+        "train",
+        [
+            "encoder=chemprop",
+            f"encoder.path={FIXTURE / 'foundation_like_mp.pt'}",
+            "task.freeze_encoder=true",
+            "task.precompute_embeddings=true",
+            "data=csv",
+            f"data.path={fixtures / 'esol_small.csv'}",
+            "data.target_cols=[logS]",
+            "split=random",
+            "trainer.max_epochs=2",
+            "head.hidden_dim=16",
+            "~callbacks.rich_progress_bar",
+            "~callbacks.lr_monitor",
+            "logger=none",
+        ],
+    )
     metrics = train(cfg, tmp_path / "run")
     assert metrics["epochs"] == 2 and np.isfinite(metrics["test/rmse"])

@@ -26,10 +26,12 @@ from molgnn.transfer import load_foreign_encoder, load_state_dict_encoder
 ROOT = Path(__file__).resolve().parents[1]
 GCN_FIXTURE = Path(__file__).parent / "fixtures" / "hu2020" / "gcn_contextpred.pth"
 SHIPPED = ROOT / "data" / "pretrained"  # published weights shipped with molgnn (data/pretrained/README.md)
-FOREIGN = [("hu2020_gcn", GCN_FIXTURE),
-           ("hu2020_sage", SHIPPED / "hu2020" / "graphsage_contextpred.pth"),
-           ("hu2020_gat", SHIPPED / "hu2020" / "gat_contextpred.pth"),
-           ("molclr_gcn", SHIPPED / "molclr" / "pretrained_gcn_model.pth")]
+FOREIGN = [
+    ("hu2020_gcn", GCN_FIXTURE),
+    ("hu2020_sage", SHIPPED / "hu2020" / "graphsage_contextpred.pth"),
+    ("hu2020_gat", SHIPPED / "hu2020" / "gat_contextpred.pth"),
+    ("molclr_gcn", SHIPPED / "molclr" / "pretrained_gcn_model.pth"),
+]
 TINY = ["~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none", "head.hidden_dim=16"]
 
 
@@ -74,7 +76,10 @@ def test_bn_statistics_confirm_featurization_and_layers():
             encoder.node_embeddings(b)
         for hook in hooks:
             hook.remove()
-        return [((x - bn.running_mean) / (bn.running_var + 1e-5).sqrt()) for x, bn in zip(pre, encoder.batch_norms)]
+        return [
+            ((x - bn.running_mean) / (bn.running_var + 1e-5).sqrt())
+            for x, bn in zip(pre, encoder.batch_norms)
+        ]
 
     good = z_scores(batch)
     for z in good[:4]:
@@ -118,8 +123,12 @@ def test_layers_match_a_dense_reference():
     sage = HuSAGEConv(d)
     ref = torch.zeros(n, d)
     for s, t, a, b in edges:
-        ref[t] += (sage.linear(x[s]) + sage.edge_embedding1.weight[a] + sage.edge_embedding2.weight[b]) / deg[t]
-    assert torch.allclose(sage(x, edge_index, edge_attr), torch.nn.functional.normalize(ref, dim=-1), atol=1e-5)
+        ref[t] += (sage.linear(x[s]) + sage.edge_embedding1.weight[a] + sage.edge_embedding2.weight[b]) / deg[
+            t
+        ]
+    assert torch.allclose(
+        sage(x, edge_index, edge_attr), torch.nn.functional.normalize(ref, dim=-1), atol=1e-5
+    )
 
     gat = HuGATConv(d)
     wx = gat.weight_linear(x).view(n, 2, d)
@@ -154,7 +163,9 @@ def test_missing_and_unexpected_keys_are_named(tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_foreign_encoder("hu2020_gcn", tmp_path / "broken.pth")
     msg = str(err.value)
-    assert "missing keys (1): gnns.3.linear.bias" in msg and "unexpected keys (1): gnns.9.linear.weight" in msg
+    assert (
+        "missing keys (1): gnns.3.linear.bias" in msg and "unexpected keys (1): gnns.9.linear.weight" in msg
+    )
     assert "x_embedding2.weight: file (4, 300) vs model (3, 300)" in msg
     with pytest.raises(CheckpointError, match="missing keys"):  # a different architecture is caught too
         load_foreign_encoder("hu2020_gcn", GCN_FIXTURE, num_layers=6)
@@ -176,13 +187,25 @@ def test_state_dict_encoder_with_prefix_and_config_args(tmp_path):
 def test_state_dict_config_composes_and_loads(compose, tmp_path):
     from hydra.utils import instantiate
 
-    gine = instantiate(compose("train", ["encoder=gine", "encoder.hidden_dim=32", "encoder.num_layers=2"]).encoder)
+    gine = instantiate(
+        compose("train", ["encoder=gine", "encoder.hidden_dim=32", "encoder.num_layers=2"]).encoder
+    )
     torch.save(gine.state_dict(), tmp_path / "gine.pt")
-    cfg = compose("train", ["encoder=state_dict", "encoder.family=gine", f"encoder.path={tmp_path / 'gine.pt'}",
-                            "+encoder.args.hidden_dim=32", "+encoder.args.num_layers=2"])
+    cfg = compose(
+        "train",
+        [
+            "encoder=state_dict",
+            "encoder.family=gine",
+            f"encoder.path={tmp_path / 'gine.pt'}",
+            "+encoder.args.hidden_dim=32",
+            "+encoder.args.num_layers=2",
+        ],
+    )
     loaded = instantiate(cfg.encoder)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in gine.state_dict().items())
-    cfg = compose("train", ["encoder=state_dict", "encoder.family=gine", f"encoder.path={tmp_path / 'gine.pt'}"])
+    cfg = compose(
+        "train", ["encoder=state_dict", "encoder.family=gine", f"encoder.path={tmp_path / 'gine.pt'}"]
+    )
     # class default width 300 != 32 in the file (Hydra wraps the CheckpointError in an InstantiationException)
     with pytest.raises(Exception, match="shape mismatches .*file \\(101, 32\\) vs model \\(101, 300\\)"):
         instantiate(cfg.encoder)
@@ -198,16 +221,34 @@ def test_missing_published_file_says_where_to_get_it(tmp_path):
 def test_published_encoder_fine_tunes_one_epoch(compose, fixtures, tmp_path, family, path):
     from molgnn.cli.train import train
 
-    cfg = compose("train", [f"encoder={family}", f"encoder.path={path}", "data=csv",
-                            f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-                            "trainer.max_epochs=1", *TINY])
+    cfg = compose(
+        "train",
+        [
+            f"encoder={family}",
+            f"encoder.path={path}",
+            "data=csv",
+            f"data.path={fixtures / 'esol_small.csv'}",
+            "data.target_cols=[logS]",
+            "split=random",
+            "trainer.max_epochs=1",
+            *TINY,
+        ],
+    )
     metrics = train(cfg, tmp_path / "run")
     assert metrics["epochs"] == 1 and metrics["test/rmse"] is not None
     blob = safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    assert blob["molgnn"]["encoder"]["family"] == family and blob["molgnn"]["spec"]["name"] in ("hu2020", "molclr")
+    assert blob["molgnn"]["encoder"]["family"] == family and blob["molgnn"]["spec"]["name"] in (
+        "hu2020",
+        "molclr",
+    )
     before = safe_load(path)
-    moved = [k for k, v in before.items() if v.is_floating_point() and not k.startswith("out_lin")
-             and not torch.equal(blob["state_dict"][f"encoder.{k}"], v)]
+    moved = [
+        k
+        for k, v in before.items()
+        if v.is_floating_point()
+        and not k.startswith("out_lin")
+        and not torch.equal(blob["state_dict"][f"encoder.{k}"], v)
+    ]
     assert moved  # fine-tuning updated the pretrained weights
 
 
@@ -215,8 +256,22 @@ def test_published_encoder_fine_tunes_one_epoch(compose, fixtures, tmp_path, fam
 def test_same_architecture_from_scratch(compose, fixtures, tmp_path):
     from molgnn.cli.train import train
 
-    cfg = compose("train", ["encoder=hu2020_gcn", "encoder.path=null", "encoder.hidden_dim=32", "data=csv",
-                            f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random",
-                            "trainer.max_epochs=1", *TINY])
+    cfg = compose(
+        "train",
+        [
+            "encoder=hu2020_gcn",
+            "encoder.path=null",
+            "encoder.hidden_dim=32",
+            "data=csv",
+            f"data.path={fixtures / 'esol_small.csv'}",
+            "data.target_cols=[logS]",
+            "split=random",
+            "trainer.max_epochs=1",
+            *TINY,
+        ],
+    )
     train(cfg, tmp_path / "run")
-    assert safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["molgnn"]["encoder"]["args"]["hidden_dim"] == 32
+    assert (
+        safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["molgnn"]["encoder"]["args"]["hidden_dim"]
+        == 32
+    )

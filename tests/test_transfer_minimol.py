@@ -32,8 +32,10 @@ FIXTURE = Path(__file__).parent / "fixtures" / "minimol"
 REF = torch.load(FIXTURE / "features_ref.pt", weights_only=True)
 FP_REF = np.load(FIXTURE / "minimol_fp_ref.npz")
 MOLS = {"CCO": "CCO", "aspirin": "CC(=O)Oc1ccccc1C(=O)O", "nicotine": "CN1CCC[C@H]1c1cccnc1"}
-needs_weights = pytest.mark.skipif(importlib.util.find_spec("minimol") is None,
-                                   reason="MiniMol weights not installed: pip install --no-deps minimol==1.3.5")
+needs_weights = pytest.mark.skipif(
+    importlib.util.find_spec("minimol") is None,
+    reason="MiniMol weights not installed: pip install --no-deps minimol==1.3.5",
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +69,15 @@ def test_featurization_edge_cases():
     g = smiles_to_arrays("[Na+].[Cl-]", minimol_spec())
     assert g.x.dtype == np.int64 and g.x.shape == (2, 41) and g.edge_index.shape == (2, 0)
     assert torch.equal(decode_float16(torch.from_numpy(g.x[:, 25:])), torch.zeros(2, 16))
-    assert torch.equal(decode_float16(torch.from_numpy(smiles_to_arrays("C", minimol_spec()).x[:, 25:])),
-                       torch.ones(1, 16))
+    assert torch.equal(
+        decode_float16(torch.from_numpy(smiles_to_arrays("C", minimol_spec()).x[:, 25:])), torch.ones(1, 16)
+    )
     assert smiles_to_arrays("[U]", minimol_spec()).x[0, 5] == 43  # element 'other'
     values = np.array([-2.0, 0.0, 1.0, 0.3333, -0.7071, 65504.0])
-    assert np.array_equal(decode_float16(torch.from_numpy(encode_float16(values))).numpy(),
-                          values.astype(np.float16).astype(np.float32))
+    assert np.array_equal(
+        decode_float16(torch.from_numpy(encode_float16(values))).numpy(),
+        values.astype(np.float16).astype(np.float32),
+    )
 
 
 def test_spec_travels_and_old_fingerprints_are_unchanged():
@@ -90,7 +95,7 @@ def test_state_dict_loads_every_fingerprint_tensor(encoder):
     state = safe_load(installed_weights())
     assert len(state) == 344
     own = encoder.state_dict()
-    path = {k[len("model."):]: v for k, v in state.items() if not k.startswith("model.task_heads.")}
+    path = {k[len("model.") :]: v for k, v in state.items() if not k.startswith("model.task_heads.")}
     assert set(own) == set(path) and len(own) == 302
     assert all(torch.equal(own[k], v.float()) for k, v in path.items())
 
@@ -118,7 +123,9 @@ def test_every_layer_matches_graphium_on_its_inputs(encoder):
     batch = REF["intermediate/batch_vector"]
     eigvec, eigval, rw = cat("laplacian_eigvec"), cat("laplacian_eigval"), cat("rw_return_probs")
     pe = encoder.encoder_manager.pe_encoders
-    assert (pe["la_pos"](eigvec, eigval) - REF["intermediate/encoder_manager.pe_encoders.la_pos.feat"]).abs().max() < 1e-4
+    assert (
+        pe["la_pos"](eigvec, eigval) - REF["intermediate/encoder_manager.pe_encoders.la_pos.feat"]
+    ).abs().max() < 1e-4
     assert (pe["rw_pos"](rw) - REF["intermediate/encoder_manager.pe_encoders.rw_pos.feat"]).abs().max() < 1e-4
     outs = encoder.node_layers(cat("feat"), cat("edge_feat"), eigvec, eigval, rw, edge_index, batch, 3)
     deviations = [float((o - REF[f"intermediate/gnn_readout_{i}"]).abs().max()) for i, o in enumerate(outs)]
@@ -168,10 +175,23 @@ def test_frozen_head_trains_and_spec_travels(compose, fixtures, tmp_path):
     from molgnn.cli.train import train
 
     assert instantiate(compose("train", ["encoder=minimol"]).encoder).spec == minimol_spec()
-    cfg = compose("train", ["encoder=minimol", "task.freeze_encoder=true", "task.precompute_embeddings=true",
-                            "data=csv", f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]",
-                            "split=random", "trainer.max_epochs=2", "head.hidden_dim=16",
-                            "~callbacks.rich_progress_bar", "~callbacks.lr_monitor", "logger=none"])
+    cfg = compose(
+        "train",
+        [
+            "encoder=minimol",
+            "task.freeze_encoder=true",
+            "task.precompute_embeddings=true",
+            "data=csv",
+            f"data.path={fixtures / 'esol_small.csv'}",
+            "data.target_cols=[logS]",
+            "split=random",
+            "trainer.max_epochs=2",
+            "head.hidden_dim=16",
+            "~callbacks.rich_progress_bar",
+            "~callbacks.lr_monitor",
+            "logger=none",
+        ],
+    )
     metrics = train(cfg, tmp_path / "run")
     assert metrics["epochs"] == 2 and np.isfinite(metrics["test/rmse"])
     header = safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["molgnn"]
@@ -181,8 +201,13 @@ def test_frozen_head_trains_and_spec_travels(compose, fixtures, tmp_path):
 
     smi = tmp_path / "new.smi"
     smi.write_text("CCO\nc1ccccc1O\nnot_a_smiles\n")
-    predict_file(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), smi, tmp_path / "p.csv", num_workers=0,
-                 progress=False)
+    predict_file(
+        str(tmp_path / "run" / "checkpoints" / "last.ckpt"),
+        smi,
+        tmp_path / "p.csv",
+        num_workers=0,
+        progress=False,
+    )
     pred = pd.read_csv(tmp_path / "p.csv")
     assert len(pred) == 3 and pred["valid"].tolist() == [True, True, False]
     assert np.isfinite(pred["logS"][:2]).all()
@@ -193,14 +218,28 @@ def test_frozen_head_trains_and_spec_travels(compose, fixtures, tmp_path):
 def test_fine_tuning_moves_the_pretrained_weights(compose, fixtures, tmp_path):
     from molgnn.cli.train import train
 
-    cfg = compose("train", ["encoder=minimol", "data=csv", f"data.path={fixtures / 'esol_small.csv'}",
-                            "data.target_cols=[logS]", "split=random", "trainer.max_epochs=1", "head.hidden_dim=16",
-                            "uncertainty=none", "~callbacks.rich_progress_bar", "~callbacks.lr_monitor",
-                            "logger=none"])
+    cfg = compose(
+        "train",
+        [
+            "encoder=minimol",
+            "data=csv",
+            f"data.path={fixtures / 'esol_small.csv'}",
+            "data.target_cols=[logS]",
+            "split=random",
+            "trainer.max_epochs=1",
+            "head.hidden_dim=16",
+            "uncertainty=none",
+            "~callbacks.rich_progress_bar",
+            "~callbacks.lr_monitor",
+            "logger=none",
+        ],
+    )
     assert train(cfg, tmp_path / "run")["epochs"] == 1
     tuned = safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["state_dict"]
     start = load_foreign_encoder("minimol", "installed").state_dict()
-    assert not torch.equal(tuned["encoder.gnn.layers.0.model.lin.weight"], start["gnn.layers.0.model.lin.weight"])
+    assert not torch.equal(
+        tuned["encoder.gnn.layers.0.model.lin.weight"], start["gnn.layers.0.model.lin.weight"]
+    )
 
 
 @pytest.mark.slow
@@ -209,8 +248,19 @@ def test_molgnn_embed_with_minimol(tmp_path):
     smi = tmp_path / "mols.smi"
     smi.write_text("\n".join(str(s) for s in FP_REF["smiles"][:5]) + "\nnot_a_smiles\n")
     out = tmp_path / "emb.npy"
-    subprocess.run([sys.executable, "-m", "molgnn.cli.embed", f"input={smi}", "encoder=minimol", f"output={out}",
-                    "featurize_workers=0"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "molgnn.cli.embed",
+            f"input={smi}",
+            "encoder=minimol",
+            f"output={out}",
+            "featurize_workers=0",
+        ],
+        check=True,
+        capture_output=True,
+    )
     values = np.load(out)
     assert values.shape == (6, 512) and np.isnan(values[5]).all()
     assert np.abs(values[:5] - FP_REF["fp"][:5]).max() < 1e-4
@@ -220,11 +270,15 @@ def test_molgnn_embed_with_minimol(tmp_path):
 def test_parallel_featurization_does_not_hang(tmp_path):
     """Forked workers (2,000+ rows) featurize MiniMol graphs without torch (its MKL pool deadlocks after a
     fork) and give what one process gives."""
-    code = ("import torch, pandas as pd; torch.set_num_threads(2); torch.randn(800, 800) @ torch.randn(800, 800)\n"
-            "from molgnn.data.graphs import featurize_smiles\n"
-            "from molgnn.featurize.minimol import minimol_spec\n"
-            "sm = pd.read_csv('data/moleculenet/lipophilicity.csv').smiles.tolist()[:2000]\n"
-            "a = featurize_smiles(sm, minimol_spec(), num_workers=2)\n"
-            "b = featurize_smiles(sm, minimol_spec(), num_workers=0)\n"
-            "assert torch.equal(a.graphs.x, b.graphs.x) and len(a.graphs) == 2000\n")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import torch, pandas as pd; torch.set_num_threads(2); torch.randn(800, 800) @ torch.randn(800, 800)\n"
+        "from molgnn.data.graphs import featurize_smiles\n"
+        "from molgnn.featurize.minimol import minimol_spec\n"
+        "sm = pd.read_csv('data/moleculenet/lipophilicity.csv').smiles.tolist()[:2000]\n"
+        "a = featurize_smiles(sm, minimol_spec(), num_workers=2)\n"
+        "b = featurize_smiles(sm, minimol_spec(), num_workers=0)\n"
+        "assert torch.equal(a.graphs.x, b.graphs.x) and len(a.graphs) == 2000\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, timeout=300, cwd=Path(__file__).resolve().parents[1]
+    )

@@ -70,12 +70,16 @@ def test_missing_targets_and_invalid_predictions():
 
 def test_domain_distance_and_tanimoto_known_answers():
     emb = torch.tensor([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]])
-    fps = torch.from_numpy(np.stack([morgan_bits(Chem.MolFromSmiles(s)) for s in ("CCO", "c1ccccc1", "CCCCCC")]))
+    fps = torch.from_numpy(
+        np.stack([morgan_bits(Chem.MolFromSmiles(s)) for s in ("CCO", "c1ccccc1", "CCCCCC")])
+    )
     index = DomainIndex(emb, fps, k=1)
     np.testing.assert_allclose(index.distance(torch.tensor([[0.0, 0.0], [3.0, 0.0]])).numpy(), [0.0, 3.0])
     index.k = 2
     np.testing.assert_allclose(index.distance(torch.tensor([[0.0, 0.0]])).numpy(), [2.5])  # (0 + 5) / 2
-    query = torch.from_numpy(np.stack([morgan_bits(Chem.MolFromSmiles(s)) for s in ("OCC", "c1ccccc1O", "N#N")]))
+    query = torch.from_numpy(
+        np.stack([morgan_bits(Chem.MolFromSmiles(s)) for s in ("OCC", "c1ccccc1O", "N#N")])
+    )
     sim = index.similarity(query).numpy()
     assert sim[0] == pytest.approx(1.0)  # ethanol written another way
     assert 0.1 < sim[1] < 0.9  # phenol vs benzene
@@ -116,8 +120,15 @@ def test_beta_nll_is_gaussian_nll_at_beta_zero_and_masks_missing():
     assert masked_beta_nll(mean, var, target, 1.0).item() == pytest.approx(expected.item() * 2.0)
 
 
-@pytest.mark.parametrize("kwargs, key", [({"method": "bayes"}, "uncertainty.method"), ({"level": 1.5}, "uncertainty.level"),
-                                         ({"domain_k": 0}, "uncertainty.domain_k"), ({"members": 1}, "uncertainty.members")])
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"method": "bayes"}, "uncertainty.method"),
+        ({"level": 1.5}, "uncertainty.level"),
+        ({"domain_k": 0}, "uncertainty.domain_k"),
+        ({"members": 1}, "uncertainty.members"),
+    ],
+)
 def test_bad_settings_name_the_config_key(kwargs, key):
     with pytest.raises(MolgnnError, match=key):
         UncertaintySettings(**kwargs)

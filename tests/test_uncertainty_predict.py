@@ -19,7 +19,15 @@ from molgnn.predictor import load_predictor
 from molgnn.uncertainty.metrics import coverage
 
 FAST = dict(progress=False, num_workers=0)
-CALIBRATED = ["logS", "logS_std", "logS_lower", "logS_upper", "domain_score", "domain_similarity", "in_domain"]
+CALIBRATED = [
+    "logS",
+    "logS_std",
+    "logS_lower",
+    "logS_upper",
+    "domain_score",
+    "domain_similarity",
+    "in_domain",
+]
 pytestmark = pytest.mark.slow
 
 
@@ -47,7 +55,10 @@ def test_run_reports_calibration_and_stores_it_in_the_checkpoint(run):
     report = json.loads((run / "calibration.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     assert (run / "calibration.png").stat().st_size > 0
-    assert report["settings"]["method"] == "distance" and set(report["variants"]) == {"conformal", "distance+mondrian"}
+    assert report["settings"]["method"] == "distance" and set(report["variants"]) == {
+        "conformal",
+        "distance+mondrian",
+    }
     assert metrics["test/coverage90"] == pytest.approx(report["metrics"]["test/coverage90"])
     header = read_header(safe_load(run / "checkpoints" / "best.ckpt"), "best.ckpt")
     record = header["heads"][0]["calibration"]
@@ -67,10 +78,14 @@ def test_predict_writes_intervals_and_domain_that_match_the_training_report(run,
     assert bad.sum() == 2 and got.loc[bad, CALIBRATED].isna().all().all()
     ok = got[~bad]
     assert (ok["logS_lower"] < ok["logS"]).all() and (ok["logS"] < ok["logS_upper"]).all()
-    assert ok["domain_similarity"].between(0, 1).all() and (ok["in_domain"] == (ok["domain_score"] <= 1)).all()
+    assert (
+        ok["domain_similarity"].between(0, 1).all() and (ok["in_domain"] == (ok["domain_score"] <= 1)).all()
+    )
     report = json.loads((run / "calibration.json").read_text())["metrics"]
     cov = coverage(frame["logS"].to_numpy()[~bad], ok["logS_lower"].to_numpy(), ok["logS_upper"].to_numpy())
-    assert cov == pytest.approx(report["test/coverage90"], abs=1e-9)  # same model, same calibration, same intervals
+    assert cov == pytest.approx(
+        report["test/coverage90"], abs=1e-9
+    )  # same model, same calibration, same intervals
 
 
 def test_interval_level_and_switching_uncertainty_off(run, test_molecules, tmp_path):
@@ -82,7 +97,13 @@ def test_interval_level_and_switching_uncertainty_off(run, test_molecules, tmp_p
     width = lambda f: (f["logS_upper"] - f["logS_lower"]).dropna()  # noqa: E731
     assert (width(narrow) < width(wide)).all()
     np.testing.assert_allclose(narrow["logS"], wide["logS"])
-    assert list(pd.read_parquet(tmp_path / "c.parquet").columns) == ["smiles", "measured", "logS", "valid", "error"]
+    assert list(pd.read_parquet(tmp_path / "c.parquet").columns) == [
+        "smiles",
+        "measured",
+        "logS",
+        "valid",
+        "error",
+    ]
 
 
 def test_mve_predicts_a_per_molecule_spread_and_reloads_identically(mve_run, test_molecules, tmp_path):
@@ -116,8 +137,17 @@ def test_select_ranks_with_a_single_calibrated_models_spread(run, test_molecules
     from molgnn.cli.select import select
 
     path, _ = test_molecules
-    cfg = compose("select", [f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", f"input.path={path}",
-                             "num_workers=0", "strategy=ucb", "k=5", f"output_path={tmp_path / 's.csv'}"])
+    cfg = compose(
+        "select",
+        [
+            f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+            f"input.path={path}",
+            "num_workers=0",
+            "strategy=ucb",
+            "k=5",
+            f"output_path={tmp_path / 's.csv'}",
+        ],
+    )
     select(cfg)
     got = pd.read_csv(tmp_path / "s.csv")
     assert len(got) == 5 and list(got["rank"]) == [1, 2, 3, 4, 5]

@@ -27,7 +27,9 @@ from molgnn.errors import MolgnnError  # noqa: E402
 # `pip install .` holds copies (pyproject.toml [tool.setuptools.package-data]). Resolving the links makes an
 # editable install see the checkout itself, so both kinds of install find everything the same way.
 CONF_DIR = str((Path(__file__).resolve().parents[1] / "_bundled" / "conf").resolve())
-PROJECT_ROOT = str(Path(CONF_DIR).parent)  # holds conf/, data/, models/: the checkout, or site-packages/molgnn/_bundled
+PROJECT_ROOT = str(
+    Path(CONF_DIR).parent
+)  # holds conf/, data/, models/: the checkout, or site-packages/molgnn/_bundled
 
 
 def default_cache_dir() -> str:
@@ -85,7 +87,9 @@ def config_errors_as_one_line(prog: str):
         def inner(*args, **kwargs):
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 return hydra_main(*args, **kwargs)
-            os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing; we choose what to print
+            os.environ["HYDRA_FULL_ERROR"] = (
+                "1"  # Hydra re-raises instead of printing; we choose what to print
+            )
             os.environ[_OURS] = "1"
             try:
                 return hydra_main(*args, **kwargs)
@@ -112,8 +116,10 @@ def _check_no_missing(cfg: DictConfig) -> None:
     """Every ``???`` value must be given on the command line; name them all at once."""
     missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
     if missing:
-        raise MolgnnError(f"missing config value(s): {', '.join(missing)}; set them on the command line, "
-                          f"e.g. {missing[0]}=...")
+        raise MolgnnError(
+            f"missing config value(s): {', '.join(missing)}; set them on the command line, "
+            f"e.g. {missing[0]}=..."
+        )
 
 
 def config_error_line(exc: BaseException) -> str:

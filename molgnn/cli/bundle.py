@@ -22,8 +22,13 @@ def main(cfg: DictConfig) -> None:
     names = list(cfg.names) if cfg.names is not None else None
     path = bundle_checkpoints(heads, cfg.output, names)
     model = load_predictor(path)  # read back: the file is complete and loads strictly
-    log.info("wrote %s: encoder %s + %d heads (%s)", path, model.encoder.family, len(model.heads),
-             ", ".join(model.qualified_columns))
+    log.info(
+        "wrote %s: encoder %s + %d heads (%s)",
+        path,
+        model.encoder.family,
+        len(model.heads),
+        ", ".join(model.qualified_columns),
+    )
 
 
 if __name__ == "__main__":

@@ -53,17 +53,30 @@ def write_diagnostics(record: dict, out_dir: Path, title: str) -> None:
     plot_diagnostics(record, out_dir / "diagnostics.png", title)
 
 
-SHORT = {"layer": "layer", "dim": "dim", "relative_dirichlet_energy": "rel_energy", "node_cosine": "node_cos",
-         "node_effective_rank": "node_erank", "graph_effective_rank": "graph_erank", "dirichlet_energy": "energy",
-         "graph_cosine": "graph_cos"}
+SHORT = {
+    "layer": "layer",
+    "dim": "dim",
+    "relative_dirichlet_energy": "rel_energy",
+    "node_cosine": "node_cos",
+    "node_effective_rank": "node_erank",
+    "graph_effective_rank": "graph_erank",
+    "dirichlet_energy": "energy",
+    "graph_cosine": "graph_cos",
+}
 
 
 def format_table(record: dict) -> str:
     """The per-layer measures as an aligned text table (column names shortened, see ``SHORT``)."""
     lines = ["  ".join(f"{name:>11}" for name in SHORT.values())]
     for row in record["layers"]:
-        lines.append("  ".join(f"{row[c]:>11.4g}" if isinstance(row[c], float) and math.isfinite(row[c])
-                               else f"{row[c]!s:>11}" for c in SHORT))
+        lines.append(
+            "  ".join(
+                f"{row[c]:>11.4g}"
+                if isinstance(row[c], float) and math.isfinite(row[c])
+                else f"{row[c]!s:>11}"
+                for c in SHORT
+            )
+        )
     return "\n".join(lines)
 
 

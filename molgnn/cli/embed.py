@@ -36,9 +36,14 @@ def write_embeddings(emb: Embeddings, ids: list[str], output: str | Path) -> lis
     one ``.parquet`` with those columns and ``embedding`` (list<float32>[d], null where invalid)."""
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows = pd.DataFrame({"row": np.arange(len(ids)), "id": ids,
-                         "valid": [r not in emb.failures for r in range(len(ids))],
-                         "reason": [emb.failures.get(r, "") for r in range(len(ids))]})
+    rows = pd.DataFrame(
+        {
+            "row": np.arange(len(ids)),
+            "id": ids,
+            "valid": [r not in emb.failures for r in range(len(ids))],
+            "reason": [emb.failures.get(r, "") for r in range(len(ids))],
+        }
+    )
     if out.suffix == ".npy":
         np.save(out, emb.values)
         ids_path = out.with_suffix(".ids.csv")
@@ -67,14 +72,21 @@ def main(cfg: DictConfig) -> None:
     elif cfg.get("encoder"):
         encoder = instantiate(cfg.encoder)
     else:
-        raise MolgnnError("no encoder: give checkpoint=<encoder.pt | model .ckpt | bundle> or encoder=<config>")
+        raise MolgnnError(
+            "no encoder: give checkpoint=<encoder.pt | model .ckpt | bundle> or encoder=<config>"
+        )
     if not str(cfg.output).endswith((".npy", ".parquet")):
         raise MolgnnError(f"output={cfg.output}: use a .npy or .parquet file name")
     smiles, ids = read_smiles_ids(cfg.input, cfg.smiles_col, cfg.id_col)
     emb = embed_smiles(encoder, smiles, cfg.batch_size, cfg.featurize_workers, cfg.device)
     written = write_embeddings(emb, ids, cfg.output)
-    log.info("%d rows -> %s (%d-d; %d invalid rows marked)", len(smiles), ", ".join(map(str, written)),
-             emb.values.shape[1], len(emb.failures))
+    log.info(
+        "%d rows -> %s (%d-d; %d invalid rows marked)",
+        len(smiles),
+        ", ".join(map(str, written)),
+        emb.values.shape[1],
+        len(emb.failures),
+    )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def train_ensemble(cfg: DictConfig, out_dir: Path, train_one) -> dict[str, float
     metrics = ensemble_test_metrics(ensemble, out_dir / "members" / "0" / "test_predictions.csv")
     write_json(metrics, out_dir / "metrics.json")
     write_json({"metrics": metrics, "members": [str(p) for p in paths]}, out_dir / "calibration.json")
-    log.info("ensemble of %d -> %s; test: %s", len(paths), ensemble, {k: round(v, 3) for k, v in metrics.items()})
+    log.info(
+        "ensemble of %d -> %s; test: %s", len(paths), ensemble, {k: round(v, 3) for k, v in metrics.items()}
+    )
     return metrics
 
 
@@ -64,8 +66,14 @@ def ensemble_test_metrics(ckpt: str | Path | list, test_predictions: Path) -> di
     ok = np.isfinite(err)
     score = np.repeat(pred["domain_score"].to_numpy()[:, None], len(targets), axis=1)
     quart = error_by_distance_quartile(err[ok], score[ok])
-    out.update({"test/rmse": float(np.sqrt(np.mean(err[ok] ** 2))), "test/mae": float(np.mean(err[ok])),
-                "test/spearman_spread_error": spread_error_spearman(err[ok], std[ok]),
-                "test/mae_nearest_quartile": quart[0], "test/mae_farthest_quartile": quart[3],
-                "test/in_domain_fraction": float(pred["in_domain"].mean())})
+    out.update(
+        {
+            "test/rmse": float(np.sqrt(np.mean(err[ok] ** 2))),
+            "test/mae": float(np.mean(err[ok])),
+            "test/spearman_spread_error": spread_error_spearman(err[ok], std[ok]),
+            "test/mae_nearest_quartile": quart[0],
+            "test/mae_farthest_quartile": quart[3],
+            "test/in_domain_fraction": float(pred["in_domain"].mean()),
+        }
+    )
     return out

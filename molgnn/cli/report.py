@@ -36,14 +36,26 @@ def write_invalid_rows(invalid: pd.DataFrame, out_dir: Path, source: Path) -> No
     """``invalid_rows.csv`` (row, line, smiles, reason) plus a one-line count in the log."""
     write_csv(invalid, out_dir / "invalid_rows.csv")
     if len(invalid):
-        log.warning("%d invalid row(s) in %s left out (see %s): first: line %d: %s", len(invalid), source,
-                    out_dir / "invalid_rows.csv", invalid.line.iloc[0], invalid.reason.iloc[0])
+        log.warning(
+            "%d invalid row(s) in %s left out (see %s): first: line %d: %s",
+            len(invalid),
+            source,
+            out_dir / "invalid_rows.csv",
+            invalid.line.iloc[0],
+            invalid.reason.iloc[0],
+        )
     else:
         log.info("no invalid rows in %s", source)
 
 
-def write_predictions(rows: np.ndarray, smiles: list[str], y_true: np.ndarray, y_pred: np.ndarray,
-                      target_names: list[str], path: Path) -> pd.DataFrame:
+def write_predictions(
+    rows: np.ndarray,
+    smiles: list[str],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    target_names: list[str],
+    path: Path,
+) -> pd.DataFrame:
     """Per-row test predictions: row, smiles, then ``<target>`` and ``<target>_pred`` columns."""
     frame = pd.DataFrame({"row": rows, "smiles": [smiles[r] for r in rows]})
     for j, name in enumerate(target_names):

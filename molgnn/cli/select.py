@@ -29,7 +29,9 @@ def check_settings(cfg: DictConfig) -> str:
     if cfg.strategy not in STRATEGIES:
         raise MolgnnError(f"strategy={cfg.strategy}: unknown; choose one of {', '.join(STRATEGIES)}")
     if cfg.strategy in NEEDS_BEST and cfg.best is None:
-        raise MolgnnError(f"best: strategy={cfg.strategy} needs the best value observed so far; set best=<value>")
+        raise MolgnnError(
+            f"best: strategy={cfg.strategy} needs the best value observed so far; set best=<value>"
+        )
     if not isinstance(cfg.k, int) or cfg.k < 1:
         raise MolgnnError(f"k={cfg.k}: must be an integer >= 1")
     suffix = Path(str(cfg.output_path)).suffix.lower()
@@ -42,12 +44,16 @@ def target_columns(pred_cols: list[str], target: str | None) -> tuple[str, str |
     """(mean column, std column or None) for ``target`` among the prediction columns: ``<t>`` (single model)
     or ``<t>_mean`` (ensemble), spread ``<t>_std`` when present. Target names are the columns (``_mean``
     stripped) that are not ``<other target>_<suffix>`` (std, interval bounds, domain scores)."""
-    bases = list(dict.fromkeys(c[:-5] if c.endswith("_mean") else c for c in pred_cols if c not in ROW_COLUMNS))
+    bases = list(
+        dict.fromkeys(c[:-5] if c.endswith("_mean") else c for c in pred_cols if c not in ROW_COLUMNS)
+    )
     names = [b for b in bases if not any(b.startswith(f"{o}_") for o in bases if o != b)]  # not <t>_std etc.
     if target is None:
         if len(names) != 1:
-            raise MolgnnError(f"target: the model predicts {len(names)} targets ({', '.join(names)}); "
-                              f"choose one with target=<name>")
+            raise MolgnnError(
+                f"target: the model predicts {len(names)} targets ({', '.join(names)}); "
+                f"choose one with target=<name>"
+            )
         target = names[0]
     if target not in names:
         raise MolgnnError(f"target={target}: not predicted by the model; available: {', '.join(names)}")
@@ -65,9 +71,18 @@ def select(cfg: DictConfig) -> pd.DataFrame:
     n_inputs = len(input_columns(check_readable(cfg.input.path), cfg.input.smiles_col))
     tmp_pred = output.parent / f".{output.name}.predictions.parquet"
     try:
-        predict_file(ckpts, cfg.input.path, tmp_pred, smiles_col=cfg.input.smiles_col, output_format="parquet",
-                     batch_size=cfg.batch_size, num_workers=cfg.num_workers, device=str(cfg.device),
-                     progress=False, torch_threads=cfg.torch_threads)
+        predict_file(
+            ckpts,
+            cfg.input.path,
+            tmp_pred,
+            smiles_col=cfg.input.smiles_col,
+            output_format="parquet",
+            batch_size=cfg.batch_size,
+            num_workers=cfg.num_workers,
+            device=str(cfg.device),
+            progress=False,
+            torch_threads=cfg.torch_threads,
+        )
         frame = pd.read_parquet(tmp_pred)
     finally:
         tmp_pred.unlink(missing_ok=True)
@@ -76,35 +91,69 @@ def select(cfg: DictConfig) -> pd.DataFrame:
     pred_cols = list(frame.columns[n_inputs:-2])
     mean_col, std_col = target_columns(pred_cols, cfg.target)
     if cfg.strategy in NEEDS_STD and std_col is None:
-        raise MolgnnError(f"strategy={cfg.strategy} needs a predicted spread ({mean_col}_std), which "
-                          f"ckpt_path does not give; use an ensemble (ckpt_path=[a.ckpt,b.ckpt,...]), a model "
-                          f"trained with uncertainty, or strategy=greedy/random")
+        raise MolgnnError(
+            f"strategy={cfg.strategy} needs a predicted spread ({mean_col}_std), which "
+            f"ckpt_path does not give; use an ensemble (ckpt_path=[a.ckpt,b.ckpt,...]), a model "
+            f"trained with uncertainty, or strategy=greedy/random"
+        )
     mean = frame[mean_col].to_numpy(np.float64)
     mean[~frame["valid"].to_numpy(bool)] = np.nan  # invalid rows are never selected
     std = frame[std_col].to_numpy(np.float64) if std_col else None
     best = None if cfg.best is None else float(cfg.best)
-    picked = rank(mean, std, cfg.strategy, int(cfg.k), maximize=bool(cfg.maximize), beta=float(cfg.beta),
-                  best=best, seed=int(cfg.seed))
-    score = acquisition(mean, std, cfg.strategy, maximize=bool(cfg.maximize), beta=float(cfg.beta), best=best,
-                        seed=int(cfg.seed))
+    picked = rank(
+        mean,
+        std,
+        cfg.strategy,
+        int(cfg.k),
+        maximize=bool(cfg.maximize),
+        beta=float(cfg.beta),
+        best=best,
+        seed=int(cfg.seed),
+    )
+    score = acquisition(
+        mean,
+        std,
+        cfg.strategy,
+        maximize=bool(cfg.maximize),
+        beta=float(cfg.beta),
+        best=best,
+        seed=int(cfg.seed),
+    )
     out = frame.iloc[picked][inputs].rename(columns={c: f"{c}_input" for c in inputs if c in OUT_COLUMNS})
-    out = out.assign(rank=np.arange(1, len(picked) + 1), score=score[picked], mean=mean[picked],
-                     std=std[picked] if std is not None else np.nan).reset_index(drop=True)
+    out = out.assign(
+        rank=np.arange(1, len(picked) + 1),
+        score=score[picked],
+        mean=mean[picked],
+        std=std[picked] if std is not None else np.nan,
+    ).reset_index(drop=True)
     write_atomic(out, output, fmt)
     n_valid = int(np.isfinite(mean).sum())
     if len(picked) < int(cfg.k):
         log.warning("k=%d but only %d candidates are valid: all of them selected", cfg.k, n_valid)
     spread = f", median std {np.nanmedian(out['std']):.3g}" if std is not None and len(out) else ""
-    log.info("%d candidates (%d valid; invalid never selected); %s %s by %s: %d selected -> %s "
-             "(predicted %.3g to %.3g%s)", len(frame), n_valid, "maximize" if cfg.maximize else "minimize",
-             mean_col, cfg.strategy, len(out), output, np.nanmin(out["mean"]) if len(out) else np.nan,
-             np.nanmax(out["mean"]) if len(out) else np.nan, spread)
+    log.info(
+        "%d candidates (%d valid; invalid never selected); %s %s by %s: %d selected -> %s "
+        "(predicted %.3g to %.3g%s)",
+        len(frame),
+        n_valid,
+        "maximize" if cfg.maximize else "minimize",
+        mean_col,
+        cfg.strategy,
+        len(out),
+        output,
+        np.nanmin(out["mean"]) if len(out) else np.nan,
+        np.nanmax(out["mean"]) if len(out) else np.nan,
+        spread,
+    )
     return out
 
 
 def write_atomic(frame: pd.DataFrame, output: Path, fmt: str) -> None:
     """Write ``frame`` to a temporary name beside ``output``, then rename it into place."""
-    atomic_write(output, lambda tmp: frame.to_csv(tmp, index=False) if fmt == "csv" else frame.to_parquet(tmp, index=False))
+    atomic_write(
+        output,
+        lambda tmp: frame.to_csv(tmp, index=False) if fmt == "csv" else frame.to_parquet(tmp, index=False),
+    )
 
 
 @config_errors_as_one_line("molgnn-select")

@@ -11,8 +11,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from molgnn.cli import (CONF_DIR, build_callbacks, build_loggers, config_errors_as_one_line, prepare_run_dir,
-                        user_errors_as_one_line)
+from molgnn.cli import (
+    CONF_DIR,
+    build_callbacks,
+    build_loggers,
+    config_errors_as_one_line,
+    prepare_run_dir,
+    user_errors_as_one_line,
+)
 from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
 from molgnn.cli.calibration_report import calibrate_run
 from molgnn.cli.diagnose import diagnose_run
@@ -32,34 +38,50 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
 
         return train_ensemble(cfg, out_dir, train)
     encoder = instantiate(cfg.encoder)
-    uncertainty = instantiate(cfg.uncertainty) if cfg.get("uncertainty") else UncertaintySettings(method="none")
+    uncertainty = (
+        instantiate(cfg.uncertainty) if cfg.get("uncertainty") else UncertaintySettings(method="none")
+    )
     # objects are passed to the partial, not to instantiate (which would turn them into configs); Morgan bits
     # come from the same parse as the graphs, only when calibration will use them (applicability domain)
-    datamodule = instantiate(cfg.data, _partial_=True)(split=instantiate(cfg.split), spec=encoder.spec,
-                                                       fingerprints=uncertainty.method != "none")
+    datamodule = instantiate(cfg.data, _partial_=True)(
+        split=instantiate(cfg.split), spec=encoder.spec, fingerprints=uncertainty.method != "none"
+    )
     datamodule.setup("fit")
     write_invalid_rows(datamodule.invalid_rows, out_dir, datamodule.path)
     num_desc = getattr(datamodule, "num_descriptors", 0)  # data.descriptors=true: head sees [h || desc]
     out_dim = datamodule.num_targets * (2 if uncertainty.mve else 1)  # mve: mean and variance per target
     head = instantiate(cfg.head)(in_dim=encoder.out_dim + num_desc, out_dim=out_dim)
-    task = instantiate(cfg.task)(encoder=encoder, head=head, scaler=datamodule.scaler,
-                                 target_names=datamodule.target_names, uncertainty=uncertainty,
-                                 **({"descriptor_scaler": datamodule.descriptor_scaler} if num_desc else {}))
+    task = instantiate(cfg.task)(
+        encoder=encoder,
+        head=head,
+        scaler=datamodule.scaler,
+        target_names=datamodule.target_names,
+        uncertainty=uncertainty,
+        **({"descriptor_scaler": datamodule.descriptor_scaler} if num_desc else {}),
+    )
     datamodule = maybe_precompute(task, datamodule)  # task.precompute_embeddings: head trains on tensors
     timer = EpochTimer()
     loggers = build_loggers(cfg)
-    trainer = instantiate(cfg.trainer, callbacks=[*build_callbacks(cfg, has_logger=bool(loggers)), timer],
-                          logger=loggers or False)
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=[*build_callbacks(cfg, has_logger=bool(loggers)), timer],
+        logger=loggers or False,
+    )
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     best = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
     # validate loads the best weights into `task` (once); test and predict then run on those same weights
     val = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)[0]
     test = trainer.test(task, datamodule=datamodule, verbose=False)[0]
-    metrics = clean_metrics({k: v for k, v in val.items() if not k.endswith("loss")},
-                            {k: v for k, v in test.items() if not k.endswith("loss")})
+    metrics = clean_metrics(
+        {k: v for k, v in val.items() if not k.endswith("loss")},
+        {k: v for k, v in test.items() if not k.endswith("loss")},
+    )
     metrics.update(epochs=trainer.current_epoch, **timer.summary(), **getattr(datamodule, "timings", {}))
-    metrics.update(calibrate_run(task, datamodule, uncertainty, best and trainer.checkpoint_callback.best_model_path,
-                                 out_dir))
+    metrics.update(
+        calibrate_run(
+            task, datamodule, uncertainty, best and trainer.checkpoint_callback.best_model_path, out_dir
+        )
+    )
     metrics.update(diagnose_run(task, datamodule, out_dir, cfg.get("diagnostics_molecules", 0)))
     write_json(metrics, out_dir / "metrics.json")
     _write_test_predictions(trainer, task, datamodule, out_dir)
@@ -74,8 +96,9 @@ def _write_test_predictions(trainer, task, datamodule, out_dir: Path) -> None:
     rows = torch.cat([b["row"] for b in batches]).numpy()
     pred = torch.cat([b["pred"] for b in batches]).float().numpy()
     true = datamodule.datasets["test"].targets[rows].numpy()
-    frame = write_predictions(rows, datamodule.smiles, true, pred, datamodule.target_names,
-                              out_dir / "test_predictions.csv")
+    frame = write_predictions(
+        rows, datamodule.smiles, true, pred, datamodule.target_names, out_dir / "test_predictions.csv"
+    )
     parity_plot(frame, datamodule.target_names, out_dir / "parity.png", title=f"{datamodule.name} test")
 
 

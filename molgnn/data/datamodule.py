@@ -29,8 +29,14 @@ class LabeledGraphs(Dataset):
     """Rows of a table as PyG ``Data`` with ``y`` float [1, T] (NaN = missing) and ``row`` long [1]
     (+ ``desc`` float [1, D], standardized RDKit descriptors, when ``desc`` [R, D] is given)."""
 
-    def __init__(self, graphs: PackedGraphs, graph_index: torch.Tensor, targets: torch.Tensor, rows: list[int],
-                 desc: torch.Tensor | None = None):
+    def __init__(
+        self,
+        graphs: PackedGraphs,
+        graph_index: torch.Tensor,
+        targets: torch.Tensor,
+        rows: list[int],
+        desc: torch.Tensor | None = None,
+    ):
         self.graphs, self.graph_index, self.targets, self.rows = graphs, graph_index, targets, rows
         self.desc = desc
 
@@ -58,12 +64,26 @@ class MoleculeDataModule(L.LightningDataModule):
     (``molgnn.tasks.calibrate``); false: ``self.fingerprints`` is None (a run that does not calibrate).
     """
 
-    def __init__(self, path: str, smiles_col: str, target_cols: list[str], split, spec: FeaturizerSpec,
-                 batch_size: int = 64, num_workers: int = 0, featurize_workers: int | None = None,
-                 cache_dir: str | None = None, name: str | None = None, descriptors: bool = False,
-                 descriptor_names: list[str] | None = None, fingerprints: bool = True):
+    def __init__(
+        self,
+        path: str,
+        smiles_col: str,
+        target_cols: list[str],
+        split,
+        spec: FeaturizerSpec,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        featurize_workers: int | None = None,
+        cache_dir: str | None = None,
+        name: str | None = None,
+        descriptors: bool = False,
+        descriptor_names: list[str] | None = None,
+        fingerprints: bool = True,
+    ):
         super().__init__()
-        target_cols = [target_cols] if isinstance(target_cols, str) else list(target_cols)  # data.target_cols=logS
+        target_cols = (
+            [target_cols] if isinstance(target_cols, str) else list(target_cols)
+        )  # data.target_cols=logS
         self.path, self.smiles_col, self.target_cols = Path(path), smiles_col, target_cols
         self.splitter, self.spec, self.name = split, spec, name or Path(path).stem
         self.batch_size, self.num_workers = batch_size, num_workers
@@ -79,21 +99,37 @@ class MoleculeDataModule(L.LightningDataModule):
             return
         table = read_labeled_table(self.path, self.smiles_col, self.target_cols)
         scaffolds = bool(getattr(self.splitter, "uses_scaffolds", False))
-        products = Products(self.spec, scaffolds=scaffolds, descriptors=tuple(self.descriptor_names or ()),
-                            mol_arrays=(("fp", morgan_bits),) if self.want_fingerprints else ())
-        features = featurize_cached(table_key(self.path, self.smiles_col), table.smiles, products, self.cache_dir,
-                                    self.featurize_workers)  # each SMILES parsed once for every product
+        products = Products(
+            self.spec,
+            scaffolds=scaffolds,
+            descriptors=tuple(self.descriptor_names or ()),
+            mol_arrays=(("fp", morgan_bits),) if self.want_fingerprints else (),
+        )
+        features = featurize_cached(
+            table_key(self.path, self.smiles_col),
+            table.smiles,
+            products,
+            self.cache_dir,
+            self.featurize_workers,
+        )  # each SMILES parsed once for every product
         feats = features.graphs
         problems = {**table.problems, **feats.failures}  # a SMILES failure is the more basic reason
         self.invalid_rows = pd.DataFrame(
-            [{"row": r, "line": r + 2, "smiles": table.smiles[r], "reason": problems[r]} for r in sorted(problems)],
+            [
+                {"row": r, "line": r + 2, "smiles": table.smiles[r], "reason": problems[r]}
+                for r in sorted(problems)
+            ],
             columns=["row", "line", "smiles", "reason"],
         )
         usable = [r for r in range(len(table.smiles)) if r not in problems]
         if not usable:
-            raise InputFileError(f"{self.path}: no valid rows ({len(problems)} invalid; first: "
-                                 f"line {self.invalid_rows.line.iloc[0]}: {self.invalid_rows.reason.iloc[0]})")
-        self.split = self.splitter(table.smiles, usable, **({"scaffolds": features.scaffolds} if scaffolds else {}))
+            raise InputFileError(
+                f"{self.path}: no valid rows ({len(problems)} invalid; first: "
+                f"line {self.invalid_rows.line.iloc[0]}: {self.invalid_rows.reason.iloc[0]})"
+            )
+        self.split = self.splitter(
+            table.smiles, usable, **({"scaffolds": features.scaffolds} if scaffolds else {})
+        )
         for key in ("train", "valid"):
             if not self.split[key]:
                 raise InputFileError(f"{self.path}: the {key} split is empty ({len(usable)} usable rows)")
@@ -103,10 +139,18 @@ class MoleculeDataModule(L.LightningDataModule):
         desc = self._descriptors(features.descriptors) if self.descriptor_names else None
         if self.want_fingerprints:
             self.fingerprints = torch.from_numpy(stack_bits(features.arrays["fp"]))
-        self.datasets = {k: LabeledGraphs(feats.graphs, feats.graph_index, targets, rows, desc)
-                         for k, rows in self.split.items()}
-        log.info("%s: %d rows, %d usable, %d invalid; split %s", self.path, len(table.smiles), len(usable),
-                 len(problems), {k: len(v) for k, v in self.split.items()})
+        self.datasets = {
+            k: LabeledGraphs(feats.graphs, feats.graph_index, targets, rows, desc)
+            for k, rows in self.split.items()
+        }
+        log.info(
+            "%s: %d rows, %d usable, %d invalid; split %s",
+            self.path,
+            len(table.smiles),
+            len(usable),
+            len(problems),
+            {k: len(v) for k, v in self.split.items()},
+        )
         self._ready = True
 
     def _descriptors(self, raw) -> torch.Tensor:

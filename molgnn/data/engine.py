@@ -43,8 +43,15 @@ class Products:
 
     def fingerprint(self) -> str:
         """Changes whenever the spec or the product set changes (cache file names)."""
-        text = json.dumps([self.spec.fingerprint() if self.spec else None, self.scaffolds, list(self.descriptors),
-                           self.canonical, [(n, f"{f.__module__}.{f.__qualname__}") for n, f in self.mol_arrays]])
+        text = json.dumps(
+            [
+                self.spec.fingerprint() if self.spec else None,
+                self.scaffolds,
+                list(self.descriptors),
+                self.canonical,
+                [(n, f"{f.__module__}.{f.__qualname__}") for n, f in self.mol_arrays],
+            ]
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -71,8 +78,16 @@ def featurize_job(smiles: Sequence, products: Products) -> dict:
     numpy (``graphs.pack_numpy``), "scaffolds": list[str] [R], "descriptors": float32 [R, D], "canonical":
     list[str] [R], <array name>: list [R]}, each key present when asked for."""
     p = products
-    out: dict[str, list] = {k: [] for k, on in (("graphs", p.spec), ("scaffolds", p.scaffolds),
-                                                ("descriptors", p.descriptors), ("canonical", p.canonical)) if on}
+    out: dict[str, list] = {
+        k: []
+        for k, on in (
+            ("graphs", p.spec),
+            ("scaffolds", p.scaffolds),
+            ("descriptors", p.descriptors),
+            ("canonical", p.canonical),
+        )
+        if on
+    }
     out.update({name: [] for name, _ in p.mol_arrays})
     blank = np.full(len(p.descriptors), np.nan)
     for s in smiles:
@@ -107,14 +122,22 @@ def featurize(smiles: Sequence, products: Products, num_workers: int | None = No
     if products.canonical:
         out.canonical = [s for part in parts for s in part["canonical"]]
     if products.descriptors:
-        out.descriptors = (np.concatenate([part["descriptors"] for part in parts]) if parts
-                           else np.zeros((0, len(products.descriptors)), np.float32))
+        out.descriptors = (
+            np.concatenate([part["descriptors"] for part in parts])
+            if parts
+            else np.zeros((0, len(products.descriptors)), np.float32)
+        )
     out.arrays = {name: [a for part in parts for a in part[name]] for name, _ in products.mol_arrays}
     return out
 
 
-def featurize_cached(data_key: str, smiles: Sequence, products: Products, cache_dir: str | Path | None,
-                     num_workers: int | None = None) -> Features:
+def featurize_cached(
+    data_key: str,
+    smiles: Sequence,
+    products: Products,
+    cache_dir: str | Path | None,
+    num_workers: int | None = None,
+) -> Features:
     """``featurize`` cached in ``cache_dir/features-<data_key>-<products.fingerprint()>.pt``; ``data_key``
     names the SMILES (file bytes, column, sampled rows). A second run does no RDKit work."""
     path = None if cache_dir is None else Path(cache_dir) / f"features-{data_key}-{products.fingerprint()}.pt"
@@ -127,16 +150,23 @@ def featurize_cached(data_key: str, smiles: Sequence, products: Products, cache_
 
 
 def _describe(products: Products) -> str:
-    names = [("graphs", products.spec is not None), ("scaffolds", products.scaffolds),
-             (f"{len(products.descriptors)} descriptors", products.descriptors), ("canonical", products.canonical)]
+    names = [
+        ("graphs", products.spec is not None),
+        ("scaffolds", products.scaffolds),
+        (f"{len(products.descriptors)} descriptors", products.descriptors),
+        ("canonical", products.canonical),
+    ]
     return ", ".join([n for n, on in names if on] + [n for n, _ in products.mol_arrays])
 
 
 def _save(features: Features, path: Path) -> None:
-    blob = {"graphs": features.graphs.to_blob() if features.graphs is not None else None,
-            "scaffolds": features.scaffolds, "canonical": features.canonical,
-            "descriptors": None if features.descriptors is None else torch.from_numpy(features.descriptors),
-            "arrays": {k: _pack_rows(v) for k, v in features.arrays.items()}}
+    blob = {
+        "graphs": features.graphs.to_blob() if features.graphs is not None else None,
+        "scaffolds": features.scaffolds,
+        "canonical": features.canonical,
+        "descriptors": None if features.descriptors is None else torch.from_numpy(features.descriptors),
+        "arrays": {k: _pack_rows(v) for k, v in features.arrays.items()},
+    }
     torch.save(blob, path)
 
 
@@ -147,8 +177,10 @@ def _pack_rows(arrays: list) -> dict | list:
     present = [a for a in arrays if a is not None]
     if len({(a.shape, a.dtype) for a in present}) > 1:
         return [None if a is None else torch.from_numpy(a) for a in arrays]
-    return {"stack": torch.from_numpy(np.stack(present)) if present else torch.zeros(0),
-            "valid": torch.tensor([a is not None for a in arrays], dtype=torch.bool)}
+    return {
+        "stack": torch.from_numpy(np.stack(present)) if present else torch.zeros(0),
+        "valid": torch.tensor([a is not None for a in arrays], dtype=torch.bool),
+    }
 
 
 def _unpack_rows(stored: dict | list) -> list:
@@ -161,10 +193,16 @@ def _unpack_rows(stored: dict | list) -> list:
 
 def _load(path: Path, rows: int) -> Features:
     blob = load_torch(path)
-    out = Features(FeaturizedSmiles.from_blob(blob["graphs"]) if blob["graphs"] is not None else None,
-                   blob["scaffolds"], None if blob["descriptors"] is None else blob["descriptors"].numpy(),
-                   blob["canonical"], {k: _unpack_rows(v) for k, v in blob["arrays"].items()})
-    lengths = {len(x) for x in (out.scaffolds, out.canonical, out.descriptors, *out.arrays.values()) if x is not None}
+    out = Features(
+        FeaturizedSmiles.from_blob(blob["graphs"]) if blob["graphs"] is not None else None,
+        blob["scaffolds"],
+        None if blob["descriptors"] is None else blob["descriptors"].numpy(),
+        blob["canonical"],
+        {k: _unpack_rows(v) for k, v in blob["arrays"].items()},
+    )
+    lengths = {
+        len(x) for x in (out.scaffolds, out.canonical, out.descriptors, *out.arrays.values()) if x is not None
+    }
     if out.graphs is not None:
         lengths.add(out.graphs.graph_index.numel())
     if lengths - {rows}:

@@ -69,9 +69,12 @@ class FeaturizedSmiles:
     def to_blob(self) -> dict:
         """Tensors and lists only (a ``weights_only`` torch file)."""
         rows = sorted(self.failures)
-        return {**self.graphs.to_dict(), "graph_index": self.graph_index,
-                "failure_rows": torch.tensor(rows, dtype=torch.long),
-                "failure_reasons": [self.failures[k] for k in rows]}
+        return {
+            **self.graphs.to_dict(),
+            "graph_index": self.graph_index,
+            "failure_rows": torch.tensor(rows, dtype=torch.long),
+            "failure_reasons": [self.failures[k] for k in rows],
+        }
 
     @classmethod
     def from_blob(cls, blob: dict) -> FeaturizedSmiles:
@@ -90,7 +93,9 @@ def pack_numpy(results: list[GraphArrays | ParseFailure], spec: FeaturizerSpec) 
     fa, fb = len(spec.atom_features), len(spec.bond_features)
     return {
         "x": np.concatenate([g.x for g in good]) if good else np.zeros((0, fa), np.int64),
-        "edge_index": np.concatenate([g.edge_index for g in good], axis=1) if good else np.zeros((2, 0), np.int64),
+        "edge_index": np.concatenate([g.edge_index for g in good], axis=1)
+        if good
+        else np.zeros((2, 0), np.int64),
         "edge_attr": np.concatenate([g.edge_attr for g in good]) if good else np.zeros((0, fb), np.int64),
         "node_ptr": np.concatenate([[0], np.cumsum([g.x.shape[0] for g in good], dtype=np.int64)]),
         "edge_ptr": np.concatenate([[0], np.cumsum([g.edge_index.shape[1] for g in good], dtype=np.int64)]),
@@ -100,8 +105,12 @@ def pack_numpy(results: list[GraphArrays | ParseFailure], spec: FeaturizerSpec) 
 
 
 def from_numpy(packed: dict) -> FeaturizedSmiles:
-    graphs = PackedGraphs(**{k: torch.from_numpy(np.ascontiguousarray(packed[k]).astype(np.int64, copy=False))
-                             for k in ("x", "edge_index", "edge_attr", "node_ptr", "edge_ptr")})
+    graphs = PackedGraphs(
+        **{
+            k: torch.from_numpy(np.ascontiguousarray(packed[k]).astype(np.int64, copy=False))
+            for k in ("x", "edge_index", "edge_attr", "node_ptr", "edge_ptr")
+        }
+    )
     return FeaturizedSmiles(graphs, torch.from_numpy(packed["graph_index"]), packed["failures"])
 
 

@@ -34,9 +34,11 @@ class RandomSplit:
         order = np.random.default_rng(self.seed).permutation(np.asarray(candidates, dtype=np.int64))
         n_train = int(round(self.sizes[0] * len(order)))
         n_valid = int(round(self.sizes[1] * len(order)))
-        return {"train": sorted(order[:n_train].tolist()),
-                "valid": sorted(order[n_train : n_train + n_valid].tolist()),
-                "test": sorted(order[n_train + n_valid :].tolist())}
+        return {
+            "train": sorted(order[:n_train].tolist()),
+            "valid": sorted(order[n_train : n_train + n_valid].tolist()),
+            "test": sorted(order[n_train + n_valid :].tolist()),
+        }
 
 
 class ScaffoldSplit:
@@ -94,7 +96,8 @@ class PredefinedSplit:
             rows = [int(r) for r in raw[key]]
             bad = [r for r in rows if not 0 <= r < len(smiles)]
             if bad:
-                raise InputFileError(f"{self.path}: {key} row {bad[0]} is out of range for a table of "
-                                     f"{len(smiles)} rows")
+                raise InputFileError(
+                    f"{self.path}: {key} row {bad[0]} is out of range for a table of {len(smiles)} rows"
+                )
             out[key] = sorted(r for r in rows if r in usable)
         return out

@@ -26,8 +26,10 @@ def table_format(path: Path) -> str:
         suffixes = suffixes[:-1]
     kind = suffixes[-1] if suffixes else ""
     if kind not in TABLE_SUFFIXES:
-        raise InputFileError(f"{path}: unsupported file type {kind or '(none)'!r}; use one of {TABLE_SUFFIXES}"
-                             " (optionally .gz)")
+        raise InputFileError(
+            f"{path}: unsupported file type {kind or '(none)'!r}; use one of {TABLE_SUFFIXES}"
+            " (optionally .gz)"
+        )
     return kind[1:]
 
 
@@ -48,10 +50,16 @@ def read_frame(path: str | Path, **kwargs) -> pd.DataFrame:
     with reading_errors(p, kind):
         if kind in ("csv", "tsv"):
             sep = "," if kind == "csv" else "\t"
-            frame = pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, encoding_errors="strict", **kwargs)
-            if not isinstance(frame.index, pd.RangeIndex):  # pandas turned surplus leading fields into an index
-                raise InputFileError(f"{p}: line 2 has more fields than the header ({len(frame.columns)} "
-                                     f"columns); quote values that contain {sep!r}")
+            frame = pd.read_csv(
+                p, sep=sep, dtype=str, keep_default_na=False, encoding_errors="strict", **kwargs
+            )
+            if not isinstance(
+                frame.index, pd.RangeIndex
+            ):  # pandas turned surplus leading fields into an index
+                raise InputFileError(
+                    f"{p}: line 2 has more fields than the header ({len(frame.columns)} "
+                    f"columns); quote values that contain {sep!r}"
+                )
             return frame
         return smi_frame(_text_lines(p))
 
@@ -63,7 +71,9 @@ def reading_errors(p: Path, kind: str, unreadable: str = "cannot read") -> Itera
     try:
         yield
     except UnicodeDecodeError:
-        raise InputFileError(f"{p}: not UTF-8 text ({first_bad_utf8(p)}); re-save the file as UTF-8") from None
+        raise InputFileError(
+            f"{p}: not UTF-8 text ({first_bad_utf8(p)}); re-save the file as UTF-8"
+        ) from None
     except pd.errors.EmptyDataError:
         raise InputFileError(f"{p}: file is empty") from None
     except (pd.errors.ParserError, csv.Error) as exc:
@@ -75,8 +85,12 @@ def reading_errors(p: Path, kind: str, unreadable: str = "cannot read") -> Itera
 def smi_frame(lines: Iterable[str]) -> pd.DataFrame:
     """.smi / .txt lines (SMILES, then an optional whitespace-separated id; no header) -> columns smiles, id."""
     rows = [line.split(maxsplit=1) for line in lines]
-    return pd.DataFrame({"smiles": [r[0] if r else "" for r in rows],
-                         "id": [r[1].strip() if len(r) > 1 else "" for r in rows]})
+    return pd.DataFrame(
+        {
+            "smiles": [r[0] if r else "" for r in rows],
+            "id": [r[1].strip() if len(r) > 1 else "" for r in rows],
+        }
+    )
 
 
 def first_bad_utf8(p: Path) -> str:
@@ -136,8 +150,11 @@ def read_labeled_table(path: str | Path, smiles_col: str, target_cols: list[str]
     if not target_cols:
         raise InputFileError(f"{p}: data.target_cols is empty; name at least one target column")
     frame = read_frame(p)
-    require_columns(frame, p, {"data.smiles_col": smiles_col,
-                               **{f"data.target_cols[{i}]": c for i, c in enumerate(target_cols)}})
+    require_columns(
+        frame,
+        p,
+        {"data.smiles_col": smiles_col, **{f"data.target_cols[{i}]": c for i, c in enumerate(target_cols)}},
+    )
     if len(frame) == 0:
         raise InputFileError(f"{p}: no data rows (header only)")
     targets = np.full((len(frame), len(target_cols)), np.nan, dtype=np.float32)
@@ -166,5 +183,10 @@ def _warn_duplicates(path: Path, smiles: list[str]) -> None:
     stripped = pd.Series([s.strip() for s in smiles])
     dup = stripped[(stripped != "") & stripped.duplicated(keep="first")]
     if len(dup):
-        log.warning("%s: %d row(s) repeat an earlier SMILES string (kept; first: line %d %r)", path, len(dup),
-                    int(dup.index[0]) + 2, dup.iloc[0])
+        log.warning(
+            "%s: %d row(s) repeat an earlier SMILES string (kept; first: line %d %r)",
+            path,
+            len(dup),
+            int(dup.index[0]) + 2,
+            dup.iloc[0],
+        )

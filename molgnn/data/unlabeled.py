@@ -40,8 +40,10 @@ def read_smiles_column(path: str | Path, smiles_col: str) -> list[str]:
         smiles = frame["smiles"].tolist()
         return smiles[1:] if smiles and smiles[0].lower() == smiles_col.lower() else smiles
     if smiles_col.lower() not in cols:
-        raise InputFileError(f"{p}: no column {smiles_col!r} (from data.smiles_col); columns are: "
-                             f"{', '.join(map(str, frame.columns[:20]))}")
+        raise InputFileError(
+            f"{p}: no column {smiles_col!r} (from data.smiles_col); columns are: "
+            f"{', '.join(map(str, frame.columns[:20]))}"
+        )
     return frame[cols[smiles_col.lower()]].astype(str).tolist()
 
 
@@ -60,7 +62,9 @@ def excluded_smiles(entries: Sequence[dict]) -> set[str]:
             try:
                 split = json.loads(Path(entry["split_path"]).read_text())
             except (OSError, json.JSONDecodeError) as exc:
-                raise InputFileError(f"{entry['split_path']}: unreadable split file (data.exclude): {exc}") from None
+                raise InputFileError(
+                    f"{entry['split_path']}: unreadable split file (data.exclude): {exc}"
+                ) from None
             rows = sorted({int(r) for key in entry.get("keys", ["test"]) for r in split[key]})
             smiles = [smiles[r] for r in rows]
         out.update(c for c in canonical_smiles(smiles, 0) if c)
@@ -93,12 +97,26 @@ class UnlabeledDataModule(L.LightningDataModule):
     (scaler fitted on the training rows) as ``data.desc``.
     """
 
-    def __init__(self, path: str, spec: FeaturizerSpec, smiles_col: str = "smiles", name: str | None = None,
-                 batch_size: int = 128, num_workers: int = 0, featurize_workers: int | None = None,
-                 cache_dir: str | None = None, max_molecules: int | None = None, seed: int = 0,
-                 val_fraction: float = 0.02, max_val: int = 2000, exclude: list | None = None,
-                 exclude_enabled: bool = True,
-                 descriptors: bool = False, descriptor_names: list[str] | None = None, descriptor_clip: float = 6.0):
+    def __init__(
+        self,
+        path: str,
+        spec: FeaturizerSpec,
+        smiles_col: str = "smiles",
+        name: str | None = None,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        featurize_workers: int | None = None,
+        cache_dir: str | None = None,
+        max_molecules: int | None = None,
+        seed: int = 0,
+        val_fraction: float = 0.02,
+        max_val: int = 2000,
+        exclude: list | None = None,
+        exclude_enabled: bool = True,
+        descriptors: bool = False,
+        descriptor_names: list[str] | None = None,
+        descriptor_clip: float = 6.0,
+    ):
         super().__init__()
         self.path, self.spec, self.smiles_col = Path(path), spec, smiles_col
         self.name = name or self.path.name.split(".")[0]
@@ -120,7 +138,9 @@ class UnlabeledDataModule(L.LightningDataModule):
     def _sample(self, smiles: list[str]) -> list[str]:
         if not self.max_molecules or self.max_molecules >= len(smiles):
             return smiles
-        keep = np.sort(np.random.default_rng(self.seed).choice(len(smiles), self.max_molecules, replace=False))
+        keep = np.sort(
+            np.random.default_rng(self.seed).choice(len(smiles), self.max_molecules, replace=False)
+        )
         return [smiles[i] for i in keep]
 
     def setup(self, stage: str | None = None) -> None:
@@ -130,8 +150,12 @@ class UnlabeledDataModule(L.LightningDataModule):
         if not smiles:
             raise InputFileError(f"{self.path}: no SMILES rows")
         key = f"{table_key(self.path, self.smiles_col)}-n{len(smiles)}-s{self.seed if self.max_molecules else 0}"
-        products = Products(self.spec, canonical=bool(self.exclude), descriptors=tuple(self.descriptor_names or ()))
-        feats = featurize_cached(key, smiles, products, self.cache_dir, self.featurize_workers)  # one parse each
+        products = Products(
+            self.spec, canonical=bool(self.exclude), descriptors=tuple(self.descriptor_names or ())
+        )
+        feats = featurize_cached(
+            key, smiles, products, self.cache_dir, self.featurize_workers
+        )  # one parse each
         self.graphs, graph_index = feats.graphs.graphs, feats.graphs.graph_index
         usable = graph_index >= 0
         self.num_failed = int((~usable).sum())
@@ -139,17 +163,30 @@ class UnlabeledDataModule(L.LightningDataModule):
             usable &= ~self._excluded_mask(feats.canonical)
         rows = torch.nonzero(usable).flatten()
         if rows.numel() < 2:
-            raise InputFileError(f"{self.path}: fewer than 2 usable molecules ({self.num_failed} unparsable, "
-                                 f"{self.num_excluded} excluded)")
+            raise InputFileError(
+                f"{self.path}: fewer than 2 usable molecules ({self.num_failed} unparsable, "
+                f"{self.num_excluded} excluded)"
+            )
         perm = rows[torch.randperm(rows.numel(), generator=torch.Generator().manual_seed(self.seed))]
         n_val = max(1, min(self.max_val, int(round(self.val_fraction * rows.numel()))))
         split = {"valid": perm[:n_val].sort().values, "train": perm[n_val:].sort().values}
-        desc = self._descriptors(feats.descriptors, rows, graph_index, split["train"]) if self.use_descriptors else None
+        desc = (
+            self._descriptors(feats.descriptors, rows, graph_index, split["train"])
+            if self.use_descriptors
+            else None
+        )
         self.datasets = {k: UnlabeledGraphs(self.graphs, graph_index[v], desc) for k, v in split.items()}
         self.num_molecules = int(rows.numel())
-        log.info("%s: %d SMILES, %d unparsable, %d excluded (benchmark molecules), %d used (%d train, %d val)",
-                 self.path, len(smiles), self.num_failed, self.num_excluded, self.num_molecules,
-                 len(split["train"]), len(split["valid"]))
+        log.info(
+            "%s: %d SMILES, %d unparsable, %d excluded (benchmark molecules), %d used (%d train, %d val)",
+            self.path,
+            len(smiles),
+            self.num_failed,
+            self.num_excluded,
+            self.num_molecules,
+            len(split["train"]),
+            len(split["valid"]),
+        )
         self._ready = True
 
     def _excluded_mask(self, canonical: list[str]) -> torch.Tensor:
@@ -160,21 +197,31 @@ class UnlabeledDataModule(L.LightningDataModule):
 
     def _descriptors(self, raw, rows, graph_index, train_rows) -> torch.Tensor:
         """Standardized descriptors indexed by graph: float32 [num_graphs, D] (scaler fitted on train rows)."""
-        self.descriptor_scaler = DescriptorScaler.fit(raw[train_rows.numpy()], self.descriptor_names,
-                                                      clip=self.descriptor_clip)
+        self.descriptor_scaler = DescriptorScaler.fit(
+            raw[train_rows.numpy()], self.descriptor_names, clip=self.descriptor_clip
+        )
         out = torch.zeros(len(self.graphs), self.num_descriptors)
         out[graph_index[rows]] = torch.from_numpy(self.descriptor_scaler.transform(raw[rows.numpy()]))
         return out
 
     def info(self) -> dict:
         """Corpus facts for the encoder header (primitives only)."""
-        return {"name": self.name, "path": str(self.path), "size": self.num_molecules,
-                "max_molecules": self.max_molecules, "seed": self.seed, "unparsable": self.num_failed,
-                "excluded": self.num_excluded, "exclude_files": [str(e["path"]) for e in self.exclude],
-                "descriptors": list(self.descriptor_scaler.names) if self.descriptor_scaler else None}
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "size": self.num_molecules,
+            "max_molecules": self.max_molecules,
+            "seed": self.seed,
+            "unparsable": self.num_failed,
+            "excluded": self.num_excluded,
+            "exclude_files": [str(e["path"]) for e in self.exclude],
+            "descriptors": list(self.descriptor_scaler.names) if self.descriptor_scaler else None,
+        }
 
     def _loader(self, key: str, shuffle: bool) -> DataLoader:
-        drop_last = shuffle and len(self.datasets[key]) > self.batch_size  # no 1-graph batches for contrastive
+        drop_last = (
+            shuffle and len(self.datasets[key]) > self.batch_size
+        )  # no 1-graph batches for contrastive
         return graph_loader(self.datasets[key], self.batch_size, shuffle, self.num_workers, drop_last)
 
     def train_dataloader(self) -> DataLoader:

@@ -31,10 +31,16 @@ from molgnn.featurize.spec import FeatureVocab, FeaturizerSpec
 CHIRAL_TAGS = ("CHI_UNSPECIFIED", "CHI_TETRAHEDRAL_CW", "CHI_TETRAHEDRAL_CCW", "CHI_OTHER")  # codes 0..3
 BOND_TYPES = ("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC")
 BOND_STEREO = ("STEREONONE", "STEREOANY", "STEREOZ", "STEREOE", "STEREOCIS", "STEREOTRANS")  # codes 0..5
-ATOMIC_NUMS = {"V2": (*range(1, 37), 53), "V1": tuple(range(1, 101)),
-               "ORGANIC": (1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 35, 53)}
-HYBRIDIZATIONS = {"V2": ("S", "SP", "SP2", "SP2D", "SP3", "SP3D", "SP3D2"),
-                  "V1": ("SP", "SP2", "SP3", "SP3D", "SP3D2"), "ORGANIC": ("S", "SP", "SP2", "SP3")}
+ATOMIC_NUMS = {
+    "V2": (*range(1, 37), 53),
+    "V1": tuple(range(1, 101)),
+    "ORGANIC": (1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 35, 53),
+}
+HYBRIDIZATIONS = {
+    "V2": ("S", "SP", "SP2", "SP2D", "SP3", "SP3D", "SP3D2"),
+    "V1": ("SP", "SP2", "SP3", "SP3D", "SP3D2"),
+    "ORGANIC": ("S", "SP", "SP2", "SP3"),
+}
 MODES = tuple(ATOMIC_NUMS)
 FLAGS = ("aromatic", "conjugated", "bond_in_ring")  # 0/1 columns that Chemprop stores as one float
 BOND_FDIM = 14
@@ -48,7 +54,9 @@ def chemprop_spec(mode: str = "V2") -> FeaturizerSpec:
     """Chemprop's multi-hot featurization in ``mode`` (V2, V1, ORGANIC): 8 atom columns, 4 bond columns."""
     mode = mode.upper()
     if mode not in MODES:
-        raise ValueError(f"Chemprop atom featurizer mode {mode!r} is not supported; supported: {', '.join(MODES)}")
+        raise ValueError(
+            f"Chemprop atom featurizer mode {mode!r} is not supported; supported: {', '.join(MODES)}"
+        )
     atoms = (
         FeatureVocab("atomic_num", ATOMIC_NUMS[mode]),
         FeatureVocab("degree", tuple(range(6))),
@@ -59,10 +67,19 @@ def chemprop_spec(mode: str = "V2") -> FeaturizerSpec:
         _flag("aromatic"),
         FeatureVocab("mass", (), encoding="float32"),
     )
-    bonds = (FeatureVocab("bond_type", BOND_TYPES), _flag("conjugated"), _flag("bond_in_ring"),
-             FeatureVocab("stereo", BOND_STEREO))
-    return FeaturizerSpec(name=f"chemprop_{mode.lower()}", version=1, atom_features=atoms, bond_features=bonds,
-                          engine="chemprop")
+    bonds = (
+        FeatureVocab("bond_type", BOND_TYPES),
+        _flag("conjugated"),
+        _flag("bond_in_ring"),
+        FeatureVocab("stereo", BOND_STEREO),
+    )
+    return FeaturizerSpec(
+        name=f"chemprop_{mode.lower()}",
+        version=1,
+        atom_features=atoms,
+        bond_features=bonds,
+        engine="chemprop",
+    )
 
 
 def atom_fdim(spec: FeaturizerSpec) -> int:
@@ -76,9 +93,11 @@ def mode_for_widths(d_v: int, d_e: int) -> str:
     found = [m for m in MODES if atom_fdim(chemprop_spec(m)) == d_v]
     if d_e != BOND_FDIM or not found:
         known = ", ".join(f"{m} {atom_fdim(chemprop_spec(m))}" for m in MODES)
-        raise ValueError(f"atom/bond feature widths {d_v}/{d_e} match no Chemprop featurizer molgnn reproduces "
-                         f"(atom widths: {known}; bond width {BOND_FDIM}); extra atom or bond features are "
-                         "not supported")
+        raise ValueError(
+            f"atom/bond feature widths {d_v}/{d_e} match no Chemprop featurizer molgnn reproduces "
+            f"(atom widths: {known}; bond width {BOND_FDIM}); extra atom or bond features are "
+            "not supported"
+        )
     return found[0]
 
 
@@ -103,7 +122,9 @@ class ChempropFeaturizer:
         if mass.encoding != "float32" or spec.engine != "chemprop":
             raise ValueError(f"spec {spec.name!r} is not a Chemprop spec (last atom column must be the mass)")
         self.spec = spec
-        self._graph = MolFeaturizer(FeaturizerSpec(spec.name, spec.version, tuple(categorical), spec.bond_features))
+        self._graph = MolFeaturizer(
+            FeaturizerSpec(spec.name, spec.version, tuple(categorical), spec.bond_features)
+        )
 
     def __call__(self, mol: Chem.Mol) -> GraphArrays:
         g = self._graph(mol)
@@ -112,19 +133,25 @@ class ChempropFeaturizer:
         return GraphArrays(np.ascontiguousarray(x), g.edge_index, g.edge_attr)
 
 
-def chemprop_inputs(spec: FeaturizerSpec, x: torch.Tensor, edge_attr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def chemprop_inputs(
+    spec: FeaturizerSpec, x: torch.Tensor, edge_attr: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """molgnn columns -> Chemprop's inputs: V float32 [N, d_v] (72 for V2) and E float32 [E, 14]."""
     atoms = []
     for i, f in enumerate(spec.atom_features):
         if f.encoding == "float32":
-            atoms.append(decode_float32(x[:, i:i + 1]))
+            atoms.append(decode_float32(x[:, i : i + 1]))
         elif f.name in FLAGS:
-            atoms.append(x[:, i:i + 1].float())
+            atoms.append(x[:, i : i + 1].float())
         else:
             atoms.append(torch.nn.functional.one_hot(x[:, i], f.size).float())
     onehot = torch.nn.functional.one_hot
     bt, conj, ring, stereo = edge_attr.unbind(1)
-    bonds = [torch.zeros_like(conj, dtype=torch.float32).unsqueeze(1),  # the "null bond" bit
-             onehot(bt, len(BOND_TYPES) + 1)[:, :len(BOND_TYPES)].float(),  # unknown type: no bit (see above)
-             conj.float().unsqueeze(1), ring.float().unsqueeze(1), onehot(stereo, len(BOND_STEREO) + 1).float()]
+    bonds = [
+        torch.zeros_like(conj, dtype=torch.float32).unsqueeze(1),  # the "null bond" bit
+        onehot(bt, len(BOND_TYPES) + 1)[:, : len(BOND_TYPES)].float(),  # unknown type: no bit (see above)
+        conj.float().unsqueeze(1),
+        ring.float().unsqueeze(1),
+        onehot(stereo, len(BOND_STEREO) + 1).float(),
+    ]
     return torch.cat(atoms, dim=1), torch.cat(bonds, dim=1)

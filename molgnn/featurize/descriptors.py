@@ -31,8 +31,10 @@ def check_names(names: Sequence[str] | None) -> list[str]:
     names = list(ALL_DESCRIPTORS if names is None else names)
     unknown = [n for n in names if n not in _FUNCTIONS]
     if unknown:
-        raise MolgnnError(f"unknown RDKit descriptor(s) {unknown[:5]} (descriptor_names); "
-                          f"known: see rdkit.Chem.Descriptors._descList")
+        raise MolgnnError(
+            f"unknown RDKit descriptor(s) {unknown[:5]} (descriptor_names); "
+            f"known: see rdkit.Chem.Descriptors._descList"
+        )
     return names
 
 
@@ -64,8 +66,9 @@ def finite_float32(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def compute_descriptors(smiles: Sequence, names: Sequence[str] | None = None,
-                        num_workers: int | None = None) -> np.ndarray:
+def compute_descriptors(
+    smiles: Sequence, names: Sequence[str] | None = None, num_workers: int | None = None
+) -> np.ndarray:
     """float32 [R, D] RDKit descriptors of R SMILES, computed in parallel chunks."""
     names = check_names(names)
     parts = list(map_chunks(descriptors_chunk, list(smiles), (names,), num_workers))
@@ -92,8 +95,9 @@ class DescriptorScaler:
     clip: float = 6.0
 
     @classmethod
-    def fit(cls, values: np.ndarray, names: Sequence[str], clip: float = 6.0,
-            min_finite: float = 0.99) -> DescriptorScaler:
+    def fit(
+        cls, values: np.ndarray, names: Sequence[str], clip: float = 6.0, min_finite: float = 0.99
+    ) -> DescriptorScaler:
         values = np.asarray(values, dtype=np.float64)
         finite = np.isfinite(values).mean(axis=0) >= min_finite if len(values) else np.zeros(len(names), bool)
         low = np.nanquantile(values[:, finite], 0.001, axis=0)
@@ -104,10 +108,21 @@ class DescriptorScaler:
         index = np.flatnonzero(finite)[varies]
         dropped = len(names) - len(index)
         if dropped:
-            log.info("descriptors: kept %d of %d (dropped %d failing/non-finite/constant)", len(index),
-                     len(names), dropped)
-        return cls([names[i] for i in index], index.tolist(), low[varies], high[varies], mean[varies],
-                   std[varies], clip)
+            log.info(
+                "descriptors: kept %d of %d (dropped %d failing/non-finite/constant)",
+                len(index),
+                len(names),
+                dropped,
+            )
+        return cls(
+            [names[i] for i in index],
+            index.tolist(),
+            low[varies],
+            high[varies],
+            mean[varies],
+            std[varies],
+            clip,
+        )
 
     def transform(self, values: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """Raw descriptors float [R, D_all] (columns as fitted; see ``for_columns``) -> standardized float32
@@ -121,25 +136,47 @@ class DescriptorScaler:
             return torch.as_tensor(a, dtype=torch.float64, device=values.device)
 
         x = values[:, torch.as_tensor(self.index, dtype=torch.long, device=values.device)].double()
-        z = (torch.minimum(torch.maximum(x, param(self.low)), param(self.high)) - param(self.mean)) / param(self.std)
+        z = (torch.minimum(torch.maximum(x, param(self.low)), param(self.high)) - param(self.mean)) / param(
+            self.std
+        )
         return torch.nan_to_num(z.clamp(-self.clip, self.clip), nan=0.0).float()
 
     def for_columns(self, columns: Sequence[str]) -> DescriptorScaler:
         """The same scaler reading raw values whose columns are ``columns`` (names; each of ``names`` must be
         among them) instead of the fitting set's."""
         columns = list(columns)
-        return DescriptorScaler(self.names, [columns.index(n) for n in self.names], self.low, self.high,
-                                self.mean, self.std, self.clip)
+        return DescriptorScaler(
+            self.names,
+            [columns.index(n) for n in self.names],
+            self.low,
+            self.high,
+            self.mean,
+            self.std,
+            self.clip,
+        )
 
     def to_dict(self) -> dict:
-        return {"names": list(self.names), "index": list(self.index), "low": self.low.tolist(),
-                "high": self.high.tolist(), "mean": self.mean.tolist(), "std": self.std.tolist(),
-                "clip": float(self.clip)}
+        return {
+            "names": list(self.names),
+            "index": list(self.index),
+            "low": self.low.tolist(),
+            "high": self.high.tolist(),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "clip": float(self.clip),
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> DescriptorScaler:
-        return cls(list(d["names"]), list(d["index"]), np.asarray(d["low"]), np.asarray(d["high"]),
-                   np.asarray(d["mean"]), np.asarray(d["std"]), float(d["clip"]))
+        return cls(
+            list(d["names"]),
+            list(d["index"]),
+            np.asarray(d["low"]),
+            np.asarray(d["high"]),
+            np.asarray(d["mean"]),
+            np.asarray(d["std"]),
+            float(d["clip"]),
+        )
 
     def transform_smiles(self, smiles: Sequence, num_workers: int | None = 0) -> np.ndarray:
         """Compute this scaler's descriptors for SMILES and standardize: float32 [R, D]."""

@@ -27,4 +27,6 @@ def stack_bits(arrays: list) -> np.ndarray:
     """Per-row packed bits (list [R] of uint8 [FP_BYTES], None where unparsable) -> uint8 [R, FP_BYTES]
     (zero rows where None)."""
     blank = np.zeros(FP_BYTES, np.uint8)
-    return np.stack([blank if a is None else a for a in arrays]) if arrays else np.zeros((0, FP_BYTES), np.uint8)
+    return (
+        np.stack([blank if a is None else a for a in arrays]) if arrays else np.zeros((0, FP_BYTES), np.uint8)
+    )

@@ -30,10 +30,14 @@ def hu2020_spec() -> FeaturizerSpec:
     return FeaturizerSpec(
         name="hu2020",
         version=1,
-        atom_features=(FeatureVocab("atomic_num", ELEMENTS, unknown=HU2020_ATOM_MASK),
-                       FeatureVocab("chirality", CHIRALITY, unknown=0)),
-        bond_features=(FeatureVocab("bond_type", BOND_TYPES, unknown=HU2020_BOND_MASK),
-                       FeatureVocab("bond_dir", BOND_DIRS, unknown=0)),
+        atom_features=(
+            FeatureVocab("atomic_num", ELEMENTS, unknown=HU2020_ATOM_MASK),
+            FeatureVocab("chirality", CHIRALITY, unknown=0),
+        ),
+        bond_features=(
+            FeatureVocab("bond_type", BOND_TYPES, unknown=HU2020_BOND_MASK),
+            FeatureVocab("bond_dir", BOND_DIRS, unknown=0),
+        ),
     )
 
 
@@ -43,8 +47,12 @@ def molclr_spec() -> FeaturizerSpec:
     return FeaturizerSpec(
         name="molclr",
         version=1,
-        atom_features=(FeatureVocab("atomic_num", ELEMENTS, unknown=MOLCLR_ATOM_MASK),
-                       FeatureVocab("chirality", CHIRALITY, unknown=0)),
-        bond_features=(FeatureVocab("bond_type", BOND_TYPES, unknown=0),
-                       FeatureVocab("bond_dir", BOND_DIRS, unknown=0)),
+        atom_features=(
+            FeatureVocab("atomic_num", ELEMENTS, unknown=MOLCLR_ATOM_MASK),
+            FeatureVocab("chirality", CHIRALITY, unknown=0),
+        ),
+        bond_features=(
+            FeatureVocab("bond_type", BOND_TYPES, unknown=0),
+            FeatureVocab("bond_dir", BOND_DIRS, unknown=0),
+        ),
     )

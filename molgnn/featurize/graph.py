@@ -17,6 +17,7 @@ from torch_geometric.data import Data
 from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.featurize.spec import FeatureVocab, FeaturizerSpec
 
+
 def _enum(namespace):
     return lambda name: int(namespace.names[name])
 

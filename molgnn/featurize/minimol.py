@@ -35,14 +35,57 @@ from molgnn.featurize.graph import GraphArrays
 from molgnn.featurize.spec import FeatureVocab, FeaturizerSpec
 
 # graphium/features/nmp.py ATOM_LIST (order matters: it is the one-hot order)
-ELEMENTS = ("C", "N", "O", "S", "F", "Si", "P", "Cl", "Br", "Mg", "Na", "Ca", "Fe", "As", "Al", "I", "B", "V",
-            "K", "Tl", "Yb", "Sb", "Sn", "Ag", "Pd", "Co", "Se", "Ti", "Zn", "H", "Li", "Ge", "Cu", "Au", "Ni",
-            "Cd", "In", "Mn", "Zr", "Cr", "Pt", "Hg", "Pb")
+ELEMENTS = (
+    "C",
+    "N",
+    "O",
+    "S",
+    "F",
+    "Si",
+    "P",
+    "Cl",
+    "Br",
+    "Mg",
+    "Na",
+    "Ca",
+    "Fe",
+    "As",
+    "Al",
+    "I",
+    "B",
+    "V",
+    "K",
+    "Tl",
+    "Yb",
+    "Sb",
+    "Sn",
+    "Ag",
+    "Pd",
+    "Co",
+    "Se",
+    "Ti",
+    "Zn",
+    "H",
+    "Li",
+    "Ge",
+    "Cu",
+    "Au",
+    "Ni",
+    "Cd",
+    "In",
+    "Mn",
+    "Zr",
+    "Cr",
+    "Pt",
+    "Hg",
+    "Pb",
+)
 # periodic group and period of Z = 1..118 (graphium/features/periodic_table.csv; a missing group is 19).
 # graphium indexes these with Z - 1, so Z = 0 (a '*' atom) reads Z = 118's row.
 _F_BLOCK = (19,) * 14
-GROUP_OF_Z = ((1, 18) + (1, 2, *range(13, 19)) * 2 + tuple(range(1, 19)) * 2
-              + (1, 2, 3, *_F_BLOCK, *range(4, 19)) * 2)
+GROUP_OF_Z = (
+    (1, 18) + (1, 2, *range(13, 19)) * 2 + tuple(range(1, 19)) * 2 + (1, 2, 3, *_F_BLOCK, *range(4, 19)) * 2
+)
 PERIOD_OF_Z = (1,) * 2 + (2,) * 8 + (3,) * 8 + (4,) * 18 + (5,) * 18 + (6,) * 32 + (7,) * 32
 BOND_TYPES = ("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC")
 BOND_STEREO = ("STEREONONE", "STEREOANY", "STEREOZ", "STEREOE", "STEREOCIS", "STEREOTRANS")
@@ -66,8 +109,14 @@ def minimol_spec() -> FeaturizerSpec:
         *(_f16(f"laplacian_eigval_{i}") for i in range(NUM_EIG)),
         *(_f16(f"rw_return_prob_{k}") for k in range(1, RW_STEPS + 1)),
     )
-    bonds = (FeatureVocab("bond_type", BOND_TYPES), FeatureVocab("bond_stereo", BOND_STEREO), _f16("bond_in_ring"))
-    return FeaturizerSpec(name="minimol", version=1, atom_features=atoms, bond_features=bonds, engine="graphium")
+    bonds = (
+        FeatureVocab("bond_type", BOND_TYPES),
+        FeatureVocab("bond_stereo", BOND_STEREO),
+        _f16("bond_in_ring"),
+    )
+    return FeaturizerSpec(
+        name="minimol", version=1, atom_features=atoms, bond_features=bonds, engine="graphium"
+    )
 
 
 def encode_float16(values: np.ndarray) -> np.ndarray:
@@ -103,19 +152,37 @@ def atom_columns(mol: Chem.Mol) -> np.ndarray:
     for i in range(mol.GetNumAtoms()):
         a = mol.GetAtomWithIdx(i)
         z = a.GetAtomicNum()
-        floats.append((a.GetTotalDegree() - 2, a.GetFormalCharge(), a.GetNumRadicalElectrons(),
-                       a.GetIsAromatic(), a.IsInRing()))
-        cats.append((_index(a.GetSymbol(), ELEMENTS), _index(GROUP_OF_Z[z - 1], tuple(range(1, 20))),
-                     _index(PERIOD_OF_Z[z - 1], tuple(range(1, 8))), _index(a.GetTotalValence(), tuple(range(7)))))
+        floats.append(
+            (
+                a.GetTotalDegree() - 2,
+                a.GetFormalCharge(),
+                a.GetNumRadicalElectrons(),
+                a.GetIsAromatic(),
+                a.IsInRing(),
+            )
+        )
+        cats.append(
+            (
+                _index(a.GetSymbol(), ELEMENTS),
+                _index(GROUP_OF_Z[z - 1], tuple(range(1, 20))),
+                _index(PERIOD_OF_Z[z - 1], tuple(range(1, 8))),
+                _index(a.GetTotalValence(), tuple(range(7))),
+            )
+        )
     floats = np.asarray(floats, dtype=np.float64).reshape(-1, len(ATOM_FLOATS))
     return np.concatenate([encode_float16(floats), np.asarray(cats, dtype=np.int64).reshape(-1, 4)], axis=1)
 
 
 def bond_columns(mol: Chem.Mol) -> np.ndarray:
     """long [B, 3]: bond type index, stereo index, in-ring (float16 bits), one row per bond."""
-    rows = [(_index(str(b.GetBondType()), BOND_TYPES), _index(str(b.GetStereo()), BOND_STEREO),
-             int(encode_float16(np.float64(b.IsInRing()))))
-            for b in (mol.GetBondWithIdx(k) for k in range(mol.GetNumBonds()))]
+    rows = [
+        (
+            _index(str(b.GetBondType()), BOND_TYPES),
+            _index(str(b.GetStereo()), BOND_STEREO),
+            int(encode_float16(np.float64(b.IsInRing()))),
+        )
+        for b in (mol.GetBondWithIdx(k) for k in range(mol.GetNumBonds()))
+    ]
     return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
@@ -185,8 +252,9 @@ class GraphiumFeaturizer:
 
     def __init__(self, spec: FeaturizerSpec):
         expected = minimol_spec()
-        expected.require_equal(spec, f"the graphium featurizer computes only the {expected.name!r} spec; "
-                                     "differences", ValueError)
+        expected.require_equal(
+            spec, f"the graphium featurizer computes only the {expected.name!r} spec; differences", ValueError
+        )
         self.spec = spec
 
     def __call__(self, mol: Chem.Mol) -> GraphArrays:
@@ -196,9 +264,12 @@ class GraphiumFeaturizer:
         edge_index = np.empty((2, 2 * len(bonds)), dtype=np.int64)
         edge_index[0, 0::2] = edge_index[1, 1::2] = [b.GetBeginAtomIdx() for b in bonds]
         edge_index[0, 1::2] = edge_index[1, 0::2] = [b.GetEndAtomIdx() for b in bonds]
-        adj = sp.coo_matrix((np.ones(edge_index.shape[1]), (edge_index[0], edge_index[1])), shape=(n, n))  # graphium: float16 ones
+        adj = sp.coo_matrix(
+            (np.ones(edge_index.shape[1]), (edge_index[0], edge_index[1])), shape=(n, n)
+        )  # graphium: float16 ones
         vecs, vals = laplacian_pe(adj)
         rw = rw_return_probs(edge_index, n)
-        x = np.concatenate([atom_columns(mol), encode_float16(vecs), encode_float16(vals), encode_float16(rw)],
-                           axis=1)
+        x = np.concatenate(
+            [atom_columns(mol), encode_float16(vecs), encode_float16(vals), encode_float16(rw)], axis=1
+        )
         return GraphArrays(np.ascontiguousarray(x), edge_index, np.repeat(bond_columns(mol), 2, axis=0))

@@ -90,7 +90,9 @@ class FeaturizerSpec:
             "atom_features": [f.to_dict() for f in self.atom_features],
             "bond_features": [f.to_dict() for f in self.bond_features],
         }
-        return {**out, "engine": self.engine} if self.engine != "molgnn" else out  # old fingerprints unchanged
+        return (
+            {**out, "engine": self.engine} if self.engine != "molgnn" else out
+        )  # old fingerprints unchanged
 
     @classmethod
     def from_dict(cls, d: dict) -> FeaturizerSpec:
@@ -162,6 +164,8 @@ def default_spec() -> FeaturizerSpec:
             FeatureVocab("bond_type", ("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC")),
             FeatureVocab("conjugated", (False, True)),
             FeatureVocab("bond_in_ring", (False, True)),
-            FeatureVocab("stereo", ("STEREONONE", "STEREOANY", "STEREOZ", "STEREOE", "STEREOCIS", "STEREOTRANS")),
+            FeatureVocab(
+                "stereo", ("STEREONONE", "STEREOANY", "STEREOZ", "STEREOE", "STEREOCIS", "STEREOTRANS")
+            ),
         ),
     )

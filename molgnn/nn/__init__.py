@@ -16,8 +16,25 @@ from molgnn.nn.molclr import MolCLRGCN
 ENCODER_FAMILIES = {GINEEncoder.family: GINEEncoder, DMPNNEncoder.family: DMPNNEncoder}
 HEAD_FAMILIES = {MLPHead.family: MLPHead, ChempropFFN.family: ChempropFFN}
 # published foreign encoders (Hu et al. 2020, MolCLR, MiniMol, Chemprop): same layers and parameter names as their checkpoints
-ENCODER_FAMILIES.update({cls.family: cls for cls in (Hu2020GCN, Hu2020SAGE, Hu2020GAT, MolCLRGCN, MinimolEncoder,
-                                                ChempropEncoder)})
+ENCODER_FAMILIES.update(
+    {
+        cls.family: cls
+        for cls in (Hu2020GCN, Hu2020SAGE, Hu2020GAT, MolCLRGCN, MinimolEncoder, ChempropEncoder)
+    }
+)
 
-__all__ = ["ENCODER_FAMILIES", "Encoder", "HEAD_FAMILIES", "ChempropEncoder", "ChempropFFN", "DMPNNEncoder", "GINEEncoder", "MLPHead", "Hu2020GAT",
-           "Hu2020GCN", "Hu2020SAGE", "MinimolEncoder", "MolCLRGCN"]
+__all__ = [
+    "ENCODER_FAMILIES",
+    "Encoder",
+    "HEAD_FAMILIES",
+    "ChempropEncoder",
+    "ChempropFFN",
+    "DMPNNEncoder",
+    "GINEEncoder",
+    "MLPHead",
+    "Hu2020GAT",
+    "Hu2020GCN",
+    "Hu2020SAGE",
+    "MinimolEncoder",
+    "MolCLRGCN",
+]

@@ -29,9 +29,28 @@ from molgnn.nn.hu2020 import check_spec
 from molgnn.nn.encoder import Encoder
 
 # torch activations a Chemprop file may name; molgnn builds these itself (never from the file)
-ACTIVATIONS = ("ReLU", "LeakyReLU", "PReLU", "Tanh", "ELU", "SELU", "CELU", "GELU", "SiLU", "Sigmoid",
-               "Softplus", "Mish", "ReLU6", "Hardswish", "Hardtanh", "Hardsigmoid", "Tanhshrink", "Softsign",
-               "LogSigmoid", "RReLU")
+ACTIVATIONS = (
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "Tanh",
+    "ELU",
+    "SELU",
+    "CELU",
+    "GELU",
+    "SiLU",
+    "Sigmoid",
+    "Softplus",
+    "Mish",
+    "ReLU6",
+    "Hardswish",
+    "Hardtanh",
+    "Hardsigmoid",
+    "Tanhshrink",
+    "Softsign",
+    "LogSigmoid",
+    "RReLU",
+)
 AGGREGATIONS = ("mean", "sum", "norm")
 
 
@@ -51,8 +70,16 @@ class BondMessagePassing(nn.Module):
     """Chemprop's ``BondMessagePassing``: (V float [N, d_v], E float [E, 14], edge_index [2, E]) -> atom
     hidden states float [N, d_h]. Reverse edges are e ^ 1 (molgnn's interleaved edge order)."""
 
-    def __init__(self, d_v: int, d_h: int, depth: int, bias: bool, dropout: float, activation: nn.Module,
-                 undirected: bool):
+    def __init__(
+        self,
+        d_v: int,
+        d_h: int,
+        depth: int,
+        bias: bool,
+        dropout: float,
+        activation: nn.Module,
+        undirected: bool,
+    ):
         super().__init__()
         self.W_i = nn.Linear(d_v + BOND_FDIM, d_h, bias)
         self.W_h = nn.Linear(d_h, d_h, bias)
@@ -82,23 +109,53 @@ class ChempropEncoder(Encoder):
 
     family = "chemprop"
     default_spec = staticmethod(chemprop_spec)
-    source = "a Chemprop 2.x model file (chemprop train ... -> model_0/best.pt), or CheMeleon's chemeleon_mp.pt"
+    source = (
+        "a Chemprop 2.x model file (chemprop train ... -> model_0/best.pt), or CheMeleon's chemeleon_mp.pt"
+    )
 
-    def __init__(self, spec: FeaturizerSpec | None = None, mode: str = "V2", hidden_dim: int = 300, depth: int = 3,
-                 bias: bool = False, dropout: float = 0.0, activation: str = "ReLU",
-                 activation_args: dict | None = None, undirected: bool = False, aggregation: str = "norm",
-                 norm: float = 100.0, batch_norm: bool = False):
+    def __init__(
+        self,
+        spec: FeaturizerSpec | None = None,
+        mode: str = "V2",
+        hidden_dim: int = 300,
+        depth: int = 3,
+        bias: bool = False,
+        dropout: float = 0.0,
+        activation: str = "ReLU",
+        activation_args: dict | None = None,
+        undirected: bool = False,
+        aggregation: str = "norm",
+        norm: float = 100.0,
+        batch_norm: bool = False,
+    ):
         super().__init__()
         spec = spec if spec is not None else chemprop_spec(mode)
         check_spec(spec, chemprop_spec(mode), self.family)
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
         self.spec = spec
-        self.args = dict(mode=mode, hidden_dim=hidden_dim, depth=depth, bias=bias, dropout=dropout,
-                         activation=activation, activation_args=dict(activation_args or {}), undirected=undirected,
-                         aggregation=aggregation, norm=float(norm), batch_norm=batch_norm)
-        self.message_passing = BondMessagePassing(atom_fdim(spec), hidden_dim, depth, bias, dropout,
-                                                  make_activation(activation, activation_args), undirected)
+        self.args = dict(
+            mode=mode,
+            hidden_dim=hidden_dim,
+            depth=depth,
+            bias=bias,
+            dropout=dropout,
+            activation=activation,
+            activation_args=dict(activation_args or {}),
+            undirected=undirected,
+            aggregation=aggregation,
+            norm=float(norm),
+            batch_norm=batch_norm,
+        )
+        self.message_passing = BondMessagePassing(
+            atom_fdim(spec),
+            hidden_dim,
+            depth,
+            bias,
+            dropout,
+            make_activation(activation, activation_args),
+            undirected,
+        )
         self.bn = nn.BatchNorm1d(hidden_dim) if batch_norm else nn.Identity()
 
     @property
@@ -134,11 +191,24 @@ class ChempropFFN(nn.Module):
 
     family = "chemprop_ffn"
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dims: list[int] | tuple = (300,), dropout: float = 0.0,
-                 activation: str = "ReLU", activation_args: dict | None = None):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_dims: list[int] | tuple = (300,),
+        dropout: float = 0.0,
+        activation: str = "ReLU",
+        activation_args: dict | None = None,
+    ):
         super().__init__()
-        self.args = dict(in_dim=in_dim, out_dim=out_dim, hidden_dims=list(hidden_dims), dropout=dropout,
-                         activation=activation, activation_args=dict(activation_args or {}))
+        self.args = dict(
+            in_dim=in_dim,
+            out_dim=out_dim,
+            hidden_dims=list(hidden_dims),
+            dropout=dropout,
+            activation=activation,
+            activation_args=dict(activation_args or {}),
+        )
         act, drop = make_activation(activation, activation_args), nn.Dropout(dropout)
         dims = [in_dim, *hidden_dims, out_dim]
         blocks = [nn.Sequential(nn.Linear(dims[0], dims[1]))]

@@ -30,8 +30,9 @@ def check_depth_args(num_layers: int, jk: str, drop_edge: float) -> None:
         raise ValueError(f"encoder.drop_edge must be in [0, 1), got {drop_edge}")
 
 
-def drop_bonds(edge_index: torch.Tensor, edge_attr: torch.Tensor, p: float,
-               training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def drop_bonds(
+    edge_index: torch.Tensor, edge_attr: torch.Tensor, p: float, training: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """DropEdge on interleaved directed edges (bond k = edges 2k, 2k+1): keeps or drops both directions of a
     bond together, so the kept edges stay interleaved. long [2, E], [E, Fb] -> long [2, E'], [E', Fb]."""
     if not training or p <= 0.0 or edge_index.size(1) == 0:
@@ -49,12 +50,15 @@ class VirtualNode(nn.Module):
         super().__init__()
         self.updates = nn.ModuleList(
             nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU(), nn.Linear(dim, dim))
-            for _ in range(num_updates))
+            for _ in range(num_updates)
+        )
 
     def initial(self, num_graphs: int, like: torch.Tensor) -> torch.Tensor:
         return like.new_zeros(num_graphs, like.size(-1))
 
-    def update(self, g: torch.Tensor, atom_states: torch.Tensor, batch: torch.Tensor, step: int) -> torch.Tensor:
+    def update(
+        self, g: torch.Tensor, atom_states: torch.Tensor, batch: torch.Tensor, step: int
+    ) -> torch.Tensor:
         """g float [B, d], atom_states float [N, d], batch long [N] -> new g float [B, d]."""
         pooled = scatter(atom_states, batch, dim=0, dim_size=g.size(0), reduce="sum")
         return g + self.updates[min(step, len(self.updates) - 1)](pooled + g)

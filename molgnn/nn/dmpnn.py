@@ -33,23 +33,44 @@ class DMPNNEncoder(Encoder):
 
     family = "dmpnn"
 
-    def __init__(self, spec: FeaturizerSpec, hidden_dim: int = 300, num_layers: int = 3, dropout: float = 0.0,
-                 readout: str = "sum", readout_scale: float = 0.01, batch_norm: bool = False,
-                 residual: bool = False, jk: str = "last", virtual_node: bool = False, pair_norm: bool = False,
-                 drop_edge: float = 0.0):
+    def __init__(
+        self,
+        spec: FeaturizerSpec,
+        hidden_dim: int = 300,
+        num_layers: int = 3,
+        dropout: float = 0.0,
+        readout: str = "sum",
+        readout_scale: float = 0.01,
+        batch_norm: bool = False,
+        residual: bool = False,
+        jk: str = "last",
+        virtual_node: bool = False,
+        pair_norm: bool = False,
+        drop_edge: float = 0.0,
+    ):
         super().__init__()
         check_depth_args(num_layers, jk, drop_edge)
         self.spec = spec
-        self.args = dict(hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout, readout=readout,
-                         readout_scale=readout_scale, batch_norm=batch_norm, residual=residual, jk=jk,
-                         virtual_node=virtual_node, pair_norm=pair_norm, drop_edge=drop_edge)
-        self.input_atom = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)   # W_i, atom part (one-hot @ W)
-        self.input_bond = FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim)   # W_i, bond part
+        self.args = dict(
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            dropout=dropout,
+            readout=readout,
+            readout_scale=readout_scale,
+            batch_norm=batch_norm,
+            residual=residual,
+            jk=jk,
+            virtual_node=virtual_node,
+            pair_norm=pair_norm,
+            drop_edge=drop_edge,
+        )
+        self.input_atom = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)  # W_i, atom part (one-hot @ W)
+        self.input_bond = FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim)  # W_i, bond part
         self.input_bias = nn.Parameter(torch.zeros(hidden_dim))
-        self.message = nn.Linear(hidden_dim, hidden_dim, bias=False)             # W_h, shared over depth
+        self.message = nn.Linear(hidden_dim, hidden_dim, bias=False)  # W_h, shared over depth
         self.output_atom = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)  # W_o, atom part
         msg_dim = hidden_dim * num_layers if jk == "cat" else hidden_dim
-        self.output_msg = nn.Linear(msg_dim, hidden_dim)                         # W_o, message part
+        self.output_msg = nn.Linear(msg_dim, hidden_dim)  # W_o, message part
         self.dropout = nn.Dropout(dropout)
         self.readout = make_readout(readout, hidden_dim)
         self.norm = nn.BatchNorm1d(hidden_dim) if batch_norm else nn.Identity()
@@ -66,13 +87,18 @@ class DMPNNEncoder(Encoder):
     def layers(self) -> list[nn.Module]:
         """Parameter groups in order of depth (input, message passing, output), for freezing."""
         middle = [self.message, *([self.virtual_node] if self.args["virtual_node"] else [])]
-        return [nn.ModuleList([self.input_atom, self.input_bond]), nn.ModuleList(middle),
-                nn.ModuleList([self.output_atom, self.output_msg])]
+        return [
+            nn.ModuleList([self.input_atom, self.input_bond]),
+            nn.ModuleList(middle),
+            nn.ModuleList([self.output_atom, self.output_msg]),
+        ]
 
     def _edge_states(self, batch) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Directed-edge states after the input and each step: num_layers x float [E', d]; and dst long [E']
         (E' < E when ``drop_edge`` removed bonds in training)."""
-        edge_index, edge_attr = drop_bonds(batch.edge_index, batch.edge_attr, self.args["drop_edge"], self.training)
+        edge_index, edge_attr = drop_bonds(
+            batch.edge_index, batch.edge_attr, self.args["drop_edge"], self.training
+        )
         src, dst = edge_index
         num_nodes, graph_of = batch.x.size(0), batch.batch
         h0 = self.input_atom(batch.x)[src] + self.input_bond(edge_attr) + self.input_bias

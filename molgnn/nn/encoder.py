@@ -45,7 +45,11 @@ class Encoder(nn.Module):
     def embeddings(self) -> list[nn.Module]:
         """Default: the direct embedding children outside ``layers``."""
         in_layers = {id(m) for layer in self.layers for m in layer.modules()}
-        return [m for m in self.children() if isinstance(m, nn.Embedding | FeatureEmbedding) and id(m) not in in_layers]
+        return [
+            m
+            for m in self.children()
+            if isinstance(m, nn.Embedding | FeatureEmbedding) and id(m) not in in_layers
+        ]
 
     def node_embeddings(self, batch) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must define node_embeddings")

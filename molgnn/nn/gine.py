@@ -25,31 +25,64 @@ class GINEEncoder(Encoder):
 
     family = "gine"
 
-    def __init__(self, spec: FeaturizerSpec, hidden_dim: int = 300, num_layers: int = 5, dropout: float = 0.0,
-                 residual: bool = True, jk: str = "last", readout: str = "sum", train_eps: bool = False,
-                 norm: str = "batch", virtual_node: bool = False, pair_norm: bool = False, drop_edge: float = 0.0):
+    def __init__(
+        self,
+        spec: FeaturizerSpec,
+        hidden_dim: int = 300,
+        num_layers: int = 5,
+        dropout: float = 0.0,
+        residual: bool = True,
+        jk: str = "last",
+        readout: str = "sum",
+        train_eps: bool = False,
+        norm: str = "batch",
+        virtual_node: bool = False,
+        pair_norm: bool = False,
+        drop_edge: float = 0.0,
+    ):
         super().__init__()
         check_depth_args(num_layers, jk, drop_edge)
         if norm not in NORMS:
             raise ValueError(f"encoder.norm must be one of {sorted(NORMS)}, got {norm!r}")
         self.spec = spec
-        self.args = dict(hidden_dim=hidden_dim, num_layers=num_layers, dropout=dropout, residual=residual,
-                         jk=jk, readout=readout, train_eps=train_eps, norm=norm, virtual_node=virtual_node,
-                         pair_norm=pair_norm, drop_edge=drop_edge)
+        self.args = dict(
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            dropout=dropout,
+            residual=residual,
+            jk=jk,
+            readout=readout,
+            train_eps=train_eps,
+            norm=norm,
+            virtual_node=virtual_node,
+            pair_norm=pair_norm,
+            drop_edge=drop_edge,
+        )
         self.atom_embedding = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)
         self.bond_embeddings = nn.ModuleList(
-            FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim) for _ in range(num_layers))
+            FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim) for _ in range(num_layers)
+        )
         self.convs = nn.ModuleList(
-            GINEConv(nn.Sequential(nn.Linear(hidden_dim, hidden_dim), NORMS[norm](hidden_dim), nn.ReLU(),
-                                   nn.Linear(hidden_dim, hidden_dim)), train_eps=train_eps)
-            for _ in range(num_layers))
+            GINEConv(
+                nn.Sequential(
+                    nn.Linear(hidden_dim, hidden_dim),
+                    NORMS[norm](hidden_dim),
+                    nn.ReLU(),
+                    nn.Linear(hidden_dim, hidden_dim),
+                ),
+                train_eps=train_eps,
+            )
+            for _ in range(num_layers)
+        )
         self.norms = nn.ModuleList(NORMS[norm](hidden_dim) for _ in range(num_layers))
         self.dropout = nn.Dropout(dropout)
         self.jk = JumpingKnowledge(jk, hidden_dim, num_layers) if jk != "last" else None
         self.node_dim = hidden_dim * num_layers if jk == "cat" else hidden_dim
         self.readout = make_readout(readout, self.node_dim)
         if virtual_node:
-            self.virtual_node = VirtualNode(hidden_dim, max(num_layers - 1, 1))  # one update per layer, OGB style
+            self.virtual_node = VirtualNode(
+                hidden_dim, max(num_layers - 1, 1)
+            )  # one update per layer, OGB style
         self.pair_norm = make_pair_norm(pair_norm)
 
     @property
@@ -61,12 +94,16 @@ class GINEEncoder(Encoder):
         """Message-passing layers in order, each with its own bond embedding, norm and (with ``virtual_node``)
         the virtual-node update that follows it (for freezing)."""
         vns = list(self.virtual_node.updates) if self.args["virtual_node"] else []
-        return [nn.ModuleList([c, b, n, *vns[i:i + 1]])
-                for i, (c, b, n) in enumerate(zip(self.convs, self.bond_embeddings, self.norms))]
+        return [
+            nn.ModuleList([c, b, n, *vns[i : i + 1]])
+            for i, (c, b, n) in enumerate(zip(self.convs, self.bond_embeddings, self.norms))
+        ]
 
     def _states(self, batch) -> list[torch.Tensor]:
         """Atom states: input embedding, then after each layer; num_layers + 1 x float [N, hidden_dim]."""
-        edge_index, edge_attr = drop_bonds(batch.edge_index, batch.edge_attr, self.args["drop_edge"], self.training)
+        edge_index, edge_attr = drop_bonds(
+            batch.edge_index, batch.edge_attr, self.args["drop_edge"], self.training
+        )
         h = self.atom_embedding(batch.x)
         g = self.virtual_node.initial(batch.num_graphs, h) if self.args["virtual_node"] else None
         states, last = [h], len(self.convs) - 1

@@ -17,11 +17,24 @@ class MLPHead(nn.Module):
 
     family = "mlp"
 
-    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int = 300, num_layers: int = 2,
-                 dropout: float = 0.0, input_norm: bool = False):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden_dim: int = 300,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        input_norm: bool = False,
+    ):
         super().__init__()
-        self.args = dict(in_dim=in_dim, out_dim=out_dim, hidden_dim=hidden_dim, num_layers=num_layers,
-                         dropout=dropout, input_norm=input_norm)
+        self.args = dict(
+            in_dim=in_dim,
+            out_dim=out_dim,
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            dropout=dropout,
+            input_norm=input_norm,
+        )
         self.norm = nn.LayerNorm(in_dim) if input_norm else nn.Identity()
         channels = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         self.mlp = MLP(channels, dropout=dropout, norm=None, act="relu")

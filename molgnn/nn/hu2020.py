@@ -26,8 +26,9 @@ NUM_BOND_TYPE, NUM_BOND_DIR = 6, 3
 SELF_LOOP_BOND = 4
 
 
-def add_self_loop_edges(edge_index: torch.Tensor, edge_attr: torch.Tensor, num_nodes: int
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def add_self_loop_edges(
+    edge_index: torch.Tensor, edge_attr: torch.Tensor, num_nodes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Append one self-loop per node (after the real edges, as their code does) with features [4, 0, ...].
 
     edge_index long [2, E], edge_attr long [E, 2] -> long [2, E + N], long [E + N, 2].
@@ -119,8 +120,12 @@ class HuGATConv(_BondEmbedding):
 
 def check_spec(spec: FeaturizerSpec, expected: FeaturizerSpec, family: str) -> None:
     """A foreign encoder only reads the featurization it was trained on: any difference is an error."""
-    expected.require_equal(spec, f"encoder family {family!r} needs the {expected.name!r} featurizer spec; "
-                                 "differences (expected != given)", MolgnnError)
+    expected.require_equal(
+        spec,
+        f"encoder family {family!r} needs the {expected.name!r} featurizer spec; "
+        "differences (expected != given)",
+        MolgnnError,
+    )
 
 
 class AtomTypeGNNStack:
@@ -161,8 +166,14 @@ class Hu2020Encoder(AtomTypeGNNStack, Encoder):
     source = "https://github.com/snap-stanford/pretrain-gnns/tree/master/chem/model_architecture"
     num_atom_type = NUM_ATOM_TYPE
 
-    def __init__(self, spec: FeaturizerSpec | None = None, hidden_dim: int = 300, num_layers: int = 5,
-                 dropout: float = 0.0, readout: str = "mean"):
+    def __init__(
+        self,
+        spec: FeaturizerSpec | None = None,
+        hidden_dim: int = 300,
+        num_layers: int = 5,
+        dropout: float = 0.0,
+        readout: str = "mean",
+    ):
         super().__init__()
         spec = spec if spec is not None else self.default_spec()
         check_spec(spec, self.default_spec(), self.family)

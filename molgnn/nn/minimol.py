@@ -44,8 +44,14 @@ VN_WIDTH_MULT = 336 / 168  # muP: absolute / base width of the virtual-node proj
 class FC(nn.Module):
     """graphium ``FCLayer``: ``linear`` -> ``normalization`` (LayerNorm or none) -> dropout -> activation."""
 
-    def __init__(self, in_dim: int, out_dim: int, act: type[nn.Module] | None = None, norm: bool = False,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        act: type[nn.Module] | None = None,
+        norm: bool = False,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.linear = nn.Linear(in_dim, out_dim)
         self.normalization = nn.LayerNorm(out_dim) if norm else None
@@ -95,8 +101,10 @@ class RandomWalkMLP(nn.Module):
     def __init__(self, steps: int = 16, hidden: int = 64, out: int = 32, dropout: float = 0.0):
         super().__init__()
         self.first_normalization = nn.LayerNorm(steps)  # in the checkpoint, unused by graphium's forward
-        self.pe_encoder = MLP([FC(steps, hidden, nn.ReLU, True, dropout), FC(hidden, out, nn.ReLU, True, dropout)],
-                              first_norm=steps)
+        self.pe_encoder = MLP(
+            [FC(steps, hidden, nn.ReLU, True, dropout), FC(hidden, out, nn.ReLU, True, dropout)],
+            first_norm=steps,
+        )
 
     def forward(self, rw: torch.Tensor) -> torch.Tensor:
         return self.pe_encoder(rw)
@@ -107,8 +115,9 @@ class PEEncoders(nn.Module):
 
     def __init__(self, dropout: float = 0.0):
         super().__init__()
-        self.pe_encoders = nn.ModuleDict({"la_pos": LaplacianDeepSet(dropout=dropout),
-                                          "rw_pos": RandomWalkMLP(dropout=dropout)})
+        self.pe_encoders = nn.ModuleDict(
+            {"la_pos": LaplacianDeepSet(dropout=dropout), "rw_pos": RandomWalkMLP(dropout=dropout)}
+        )
 
     def forward(self, eigvec: torch.Tensor, eigval: torch.Tensor, rw: torch.Tensor) -> torch.Tensor:
         return self.pe_encoders["la_pos"](eigvec, eigval) + self.pe_encoders["rw_pos"](rw)
@@ -185,19 +194,26 @@ def installed_weights() -> str:
     found without importing it (its ``__init__`` imports graphium)."""
     found = importlib.util.find_spec("minimol")
     if found is None or not found.submodule_search_locations:
-        raise CheckpointError("the MiniMol weights come with the minimol package: pip install --no-deps "
-                              "minimol==1.3.5 (graphium is not needed), or set encoder.path=.../state_dict.pth")
+        raise CheckpointError(
+            "the MiniMol weights come with the minimol package: pip install --no-deps "
+            "minimol==1.3.5 (graphium is not needed), or set encoder.path=.../state_dict.pth"
+        )
     path = Path(next(iter(found.submodule_search_locations))) / "ckpts" / "minimol_v1" / "state_dict.pth"
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing from the installed minimol package (reinstall minimol==1.3.5)")
+        raise CheckpointError(
+            f"{path}: missing from the installed minimol package (reinstall minimol==1.3.5)"
+        )
     return str(path)
 
 
 def fingerprint_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """MiniMol's ``state_dict.pth`` -> the tensors of the fingerprint path: ``model.`` stripped, the task
     heads (``model.task_heads.*``: graph output MLP and the five pretraining heads) left out."""
-    return {k[len("model."):]: v for k, v in state.items()
-            if k.startswith("model.") and not k.startswith("model.task_heads.")}
+    return {
+        k[len("model.") :]: v
+        for k, v in state.items()
+        if k.startswith("model.") and not k.startswith("model.task_heads.")
+    }
 
 
 class MinimolEncoder(Encoder):
@@ -233,7 +249,7 @@ class MinimolEncoder(Encoder):
     def layers(self) -> list[nn.Module]:
         """GINE layers in order, each with the virtual node that follows it (for freezing)."""
         vns = list(self.gnn.virtual_node_layers)
-        return [nn.ModuleList([layer, *vns[i:i + 1]]) for i, layer in enumerate(self.gnn.layers)]
+        return [nn.ModuleList([layer, *vns[i : i + 1]]) for i, layer in enumerate(self.gnn.layers)]
 
     @property
     def embeddings(self) -> list[nn.Module]:
@@ -245,21 +261,30 @@ class MinimolEncoder(Encoder):
         rw [N, 16]."""
         x, ea, (a1, a2, a3, a4, b1, b2) = batch.x, batch.edge_attr, self._onehots
         hot = torch.nn.functional.one_hot
-        feat = torch.cat([decode_float16(x[:, :5]), *(hot(x[:, 5 + i], n).float()
-                                                      for i, n in enumerate((a1, a2, a3, a4)))], dim=1)
-        edge_feat = torch.cat([hot(ea[:, 0], b1).float(), hot(ea[:, 1], b2).float(), decode_float16(ea[:, 2:3])], 1)
+        feat = torch.cat(
+            [
+                decode_float16(x[:, :5]),
+                *(hot(x[:, 5 + i], n).float() for i, n in enumerate((a1, a2, a3, a4))),
+            ],
+            dim=1,
+        )
+        edge_feat = torch.cat(
+            [hot(ea[:, 0], b1).float(), hot(ea[:, 1], b2).float(), decode_float16(ea[:, 2:3])], 1
+        )
         pe = decode_float16(x[:, 9:])
         return dict(feat=feat, edge_feat=edge_feat, eigvec=pe[:, :8], eigval=pe[:, 8:16], rw=pe[:, 16:])
 
-    def node_layers(self, feat, edge_feat, eigvec, eigval, rw, edge_index, batch, num_graphs) -> list[torch.Tensor]:
+    def node_layers(
+        self, feat, edge_feat, eigvec, eigval, rw, edge_index, batch, num_graphs
+    ) -> list[torch.Tensor]:
         """graphium's float inputs (``decode``) -> every GNN layer's node output (16 tensors)."""
         h = self.pre_nn(torch.cat([self.encoder_manager(eigvec, eigval, rw), feat], dim=-1))
         return self.gnn(h, edge_index, self.pre_nn_edges(edge_feat), batch, num_graphs)
 
     def node_embeddings(self, batch) -> torch.Tensor:
-        return self.node_layers(**self.decode(batch), edge_index=batch.edge_index, batch=batch.batch,
-                                num_graphs=batch.num_graphs)[-1]
+        return self.node_layers(
+            **self.decode(batch), edge_index=batch.edge_index, batch=batch.batch, num_graphs=batch.num_graphs
+        )[-1]
 
     def embed(self, batch) -> torch.Tensor:
         return global_max_pool(self.node_embeddings(batch), batch.batch, size=batch.num_graphs)
-

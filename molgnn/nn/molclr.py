@@ -61,14 +61,22 @@ class MolCLRGCN(AtomTypeGNNStack, Encoder):
     default_spec = staticmethod(molclr_spec)
     source = "https://github.com/yuyangw/MolCLR/tree/master/ckpt/pretrained_gcn/checkpoints"
 
-    def __init__(self, spec: FeaturizerSpec | None = None, hidden_dim: int = 300, num_layers: int = 5,
-                 feat_dim: int = 512, dropout: float = 0.0, readout: str = "mean"):
+    def __init__(
+        self,
+        spec: FeaturizerSpec | None = None,
+        hidden_dim: int = 300,
+        num_layers: int = 5,
+        feat_dim: int = 512,
+        dropout: float = 0.0,
+        readout: str = "mean",
+    ):
         super().__init__()
         spec = spec if spec is not None else self.default_spec()
         check_spec(spec, self.default_spec(), self.family)
         self.spec = spec
-        self.args = dict(hidden_dim=hidden_dim, num_layers=num_layers, feat_dim=feat_dim, dropout=dropout,
-                         readout=readout)
+        self.args = dict(
+            hidden_dim=hidden_dim, num_layers=num_layers, feat_dim=feat_dim, dropout=dropout, readout=readout
+        )
         self.x_embedding1 = nn.Embedding(NUM_ATOM_TYPE, hidden_dim)
         self.x_embedding2 = nn.Embedding(NUM_CHIRALITY, hidden_dim)
         nn.init.xavier_uniform_(self.x_embedding1.weight)
@@ -78,7 +86,9 @@ class MolCLRGCN(AtomTypeGNNStack, Encoder):
         self.dropout = nn.Dropout(dropout)
         self.readout = make_readout(readout, hidden_dim)
         self.feat_lin = nn.Linear(hidden_dim, feat_dim)
-        self.out_lin = nn.Sequential(nn.Linear(feat_dim, feat_dim), nn.ReLU(), nn.Linear(feat_dim, feat_dim // 2))
+        self.out_lin = nn.Sequential(
+            nn.Linear(feat_dim, feat_dim), nn.ReLU(), nn.Linear(feat_dim, feat_dim // 2)
+        )
         self.out_lin.requires_grad_(False)  # contrastive projection head: loaded, not used, not trained
 
     @property

@@ -23,7 +23,9 @@ from torch_geometric.utils import scatter
 EPS = 1e-12
 
 
-def _per_graph_energy(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+def _per_graph_energy(
+    x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int
+) -> torch.Tensor:
     """float [B]: (1 / n_g) * sum over undirected bonds of ||x_i - x_j||^2 (directed edges counted half)."""
     src, dst = edge_index
     diff = (x[src] - x[dst]).pow(2).sum(-1) / 2
@@ -32,13 +34,16 @@ def _per_graph_energy(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Te
     return energy / atoms.clamp(min=1)
 
 
-def dirichlet_energy(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> float:
+def dirichlet_energy(
+    x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int
+) -> float:
     """Mean over molecules of the per-atom Dirichlet energy (see module docstring)."""
     return _per_graph_energy(x.double(), edge_index, batch, num_graphs).mean().item()
 
 
-def relative_dirichlet_energy(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor,
-                              num_graphs: int) -> float:
+def relative_dirichlet_energy(
+    x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int
+) -> float:
     """Dirichlet energy of each molecule's states divided by their mean squared norm (scale-free)."""
     x = x.double()
     sq = scatter(x.pow(2).sum(-1), batch, dim=0, dim_size=num_graphs, reduce="mean")
@@ -81,12 +86,14 @@ def pairwise_cosine(m: torch.Tensor) -> float:
 def layer_measures(x: torch.Tensor, edge_index: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> dict:
     """Every measure for one layer's states x float [N, d] of a batch of molecules."""
     pooled = scatter(x.double(), batch, dim=0, dim_size=num_graphs, reduce="mean")
-    return {"dirichlet_energy": dirichlet_energy(x, edge_index, batch, num_graphs),
-            "relative_dirichlet_energy": relative_dirichlet_energy(x, edge_index, batch, num_graphs),
-            "node_cosine": node_cosine(x, batch, num_graphs),
-            "node_effective_rank": effective_rank(x),
-            "graph_cosine": pairwise_cosine(pooled),
-            "graph_effective_rank": effective_rank(pooled)}
+    return {
+        "dirichlet_energy": dirichlet_energy(x, edge_index, batch, num_graphs),
+        "relative_dirichlet_energy": relative_dirichlet_energy(x, edge_index, batch, num_graphs),
+        "node_cosine": node_cosine(x, batch, num_graphs),
+        "node_effective_rank": effective_rank(x),
+        "graph_cosine": pairwise_cosine(pooled),
+        "graph_effective_rank": effective_rank(pooled),
+    }
 
 
 @torch.no_grad()
@@ -111,9 +118,13 @@ def encoder_layer_states(encoder: nn.Module, batch) -> list[torch.Tensor]:
         if out.size(0) == num_nodes:
             recorded.append(out.detach())
         elif out.size(0) == num_edges:
-            recorded.append(scatter(out.detach(), batch.edge_index[1], dim=0, dim_size=num_nodes, reduce="sum"))
+            recorded.append(
+                scatter(out.detach(), batch.edge_index[1], dim=0, dim_size=num_nodes, reduce="sum")
+            )
 
-    firsts = [group[0] if isinstance(group, nn.ModuleList) else group for group in getattr(encoder, "layers", [])]
+    firsts = [
+        group[0] if isinstance(group, nn.ModuleList) else group for group in getattr(encoder, "layers", [])
+    ]
     hooks = [m.register_forward_hook(record) for m in firsts]
     try:
         final = encoder.node_embeddings(batch).detach()

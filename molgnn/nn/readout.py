@@ -14,5 +14,7 @@ def make_readout(kind: str, dim: int) -> nn.Module:
     if kind not in READOUTS:
         raise ValueError(f"encoder.readout must be one of {READOUTS}, got {kind!r}")
     if kind == "attention":
-        return AttentionalAggregation(gate_nn=nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1)))
+        return AttentionalAggregation(
+            gate_nn=nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 1))
+        )
     return aggregation_resolver(kind)

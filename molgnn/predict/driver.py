@@ -16,7 +16,13 @@ from molgnn.errors import MolgnnError
 from molgnn.predict.featurize import featurized_chunks
 from molgnn.predict.infer import frame_columns, output_frame, predict_jobs
 from molgnn.predict.parts import (
-    mark_done, merge_parts, parquet_schema, parts_dir, start_parts, wait_for_ranks, write_chunk,
+    mark_done,
+    merge_parts,
+    parquet_schema,
+    parts_dir,
+    start_parts,
+    wait_for_ranks,
+    write_chunk,
 )
 from molgnn.predict.readers import count_rows, input_columns, read_chunks
 from molgnn.predictor import load_ensemble
@@ -77,8 +83,13 @@ class _Progress:
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.bar = Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]:,.0f} molecules/s"), TimeElapsedColumn())
+            self.bar = Progress(
+                TextColumn("predict"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:,.0f} molecules/s"),
+                TimeElapsedColumn(),
+            )
             self.task = self.bar.add_task("predict", total=total, rate=0.0)
             self.bar.start()
         self.start, self.done = time.perf_counter(), 0
@@ -94,12 +105,25 @@ class _Progress:
             self.bar.stop()
 
 
-def predict_file(ckpt_path: str | list[str], input_path: str | Path, output_path: str | Path,
-                 smiles_col: str = "smiles", output_format: str | None = None, chunk_rows: int = 10000,
-                 batch_size: int | None = None, num_workers: int | None = None, device: str = "cpu",
-                 resume: bool = False, progress: bool = True, rank: int = 0, world_size: int = 1,
-                 shard_timeout_s: float = 86400.0, torch_threads: int | None = None, uncertainty: bool = True,
-                 interval_level: float | None = None) -> PredictSummary:
+def predict_file(
+    ckpt_path: str | list[str],
+    input_path: str | Path,
+    output_path: str | Path,
+    smiles_col: str = "smiles",
+    output_format: str | None = None,
+    chunk_rows: int = 10000,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+    shard_timeout_s: float = 86400.0,
+    torch_threads: int | None = None,
+    uncertainty: bool = True,
+    interval_level: float | None = None,
+) -> PredictSummary:
     """Predict every row of ``input_path`` with one checkpoint/bundle or an ensemble (a list) and write
     ``output_path`` (CSV or Parquet). Checkpoint, input and settings errors are raised before any output
     is written. A run that stops keeps its committed chunks in ``<output>.parts``; ``resume=True`` does the rest.
@@ -132,9 +156,16 @@ def predict_file(ckpt_path: str | list[str], input_path: str | Path, output_path
     pred_cols = output_columns(models[0].columns, len(models) > 1, uq.calibrated)
     columns = frame_columns(carried, pred_cols)
     desc_names = sorted({n for m in models for n in m.descriptor_names})
-    meta = {"input": _file_id(source), "checkpoints": [_file_id(p) for p in paths], "smiles_col": smiles_col,
-            "chunk_rows": chunk_rows, "format": fmt, "columns": columns, "prediction_columns": pred_cols,
-            "interval_level": interval_level}
+    meta = {
+        "input": _file_id(source),
+        "checkpoints": [_file_id(p) for p in paths],
+        "smiles_col": smiles_col,
+        "chunk_rows": chunk_rows,
+        "format": fmt,
+        "columns": columns,
+        "prediction_columns": pred_cols,
+        "interval_level": interval_level,
+    }
     output.parent.mkdir(parents=True, exist_ok=True)
     parts = parts_dir(output)
     done = start_parts(parts, meta, resume, rank, world_size)
@@ -160,9 +191,12 @@ def predict_file(ckpt_path: str | list[str], input_path: str | Path, output_path
     if threads:
         torch.set_num_threads(threads)
     try:
-        for k, frame, jobs in featurized_chunks(my_chunks(), smiles_col, models[0].spec, desc_names, workers,
-                                                fingerprints=uq.calibrated):
-            values, valid, errors = predict_jobs(models, jobs, batch_size, dev, desc_names, uq, interval_level)
+        for k, frame, jobs in featurized_chunks(
+            my_chunks(), smiles_col, models[0].spec, desc_names, workers, fingerprints=uq.calibrated
+        ):
+            values, valid, errors = predict_jobs(
+                models, jobs, batch_size, dev, desc_names, uq, interval_level
+            )
             write_chunk(parts, k, output_frame(frame, pred_cols, values, valid, errors), fmt, schema)
             rows, valid_rows = rows + len(frame), valid_rows + int(valid.sum())
             bar.advance(len(frame))
@@ -176,7 +210,13 @@ def predict_file(ckpt_path: str | list[str], input_path: str | Path, output_path
             wait_for_ranks(parts, world_size, shard_timeout_s)
         stats = merge_parts(output, world_size)
         summary.output_rows, summary.output_valid = stats["rows"], stats["valid"]
-    log.info("predicted %d rows (%d valid, %d invalid) in %.1f s: %.0f molecules/s%s", summary.rows,
-             summary.valid, summary.invalid, summary.seconds, summary.rate,
-             f"; wrote {output} ({summary.output_rows} rows)" if rank == 0 else f"; rank {rank} of {world_size}")
+    log.info(
+        "predicted %d rows (%d valid, %d invalid) in %.1f s: %.0f molecules/s%s",
+        summary.rows,
+        summary.valid,
+        summary.invalid,
+        summary.seconds,
+        summary.rate,
+        f"; wrote {output} ({summary.output_rows} rows)" if rank == 0 else f"; rank {rank} of {world_size}",
+    )
     return summary

@@ -18,10 +18,12 @@ from molgnn.featurize.fingerprints import FP_BYTES, morgan_bits
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.parallel import imap_ordered
 
-JOB_ROWS = 1000        # SMILES per worker job (unit of parallelism); chunk_rows is the unit of commit/resume
+JOB_ROWS = 1000  # SMILES per worker job (unit of parallelism); chunk_rows is the unit of commit/resume
 
 
-def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str], fingerprints: bool = False) -> dict:
+def featurize_job(
+    smiles: list, spec: FeaturizerSpec, desc_names: list[str], fingerprints: bool = False
+) -> dict:
     """Worker job: SMILES -> packed numpy graphs (``engine.featurize_job``: one parse per SMILES; numpy only).
 
     Returns x [sumN, Fa], edge_index [2, sumE] (numbering across the job's graphs), edge_attr [sumE, Fb],
@@ -30,7 +32,9 @@ def featurize_job(smiles: list, spec: FeaturizerSpec, desc_names: list[str], fin
     int32 (8x / 2x less to pickle and hold than int64); ``iter_batches`` widens them to long.
     ``fingerprints``: also fp uint8 [G, 256], packed Morgan bits (applicability domain).
     """
-    products = Products(spec, descriptors=tuple(desc_names), mol_arrays=(("fp", morgan_bits),) if fingerprints else ())
+    products = Products(
+        spec, descriptors=tuple(desc_names), mol_arrays=(("fp", morgan_bits),) if fingerprints else ()
+    )
     out = engine_job(smiles, products)
     g = out["graphs"]
     valid = g["graph_index"] >= 0
@@ -67,8 +71,15 @@ def iter_batches(packed: dict, batch_size: int) -> Iterator[Batch]:
         ptr = node_ptr[a : b + 1] - n0
         batch = torch.repeat_interleave(torch.arange(b - a), ptr.diff())
         extra = {"fp": fp[a:b]} if fp is not None else {}
-        yield Batch(x=x[n0:n1], edge_index=ei[:, e0:e1] - n0, edge_attr=ea[e0:e1], batch=batch, ptr=ptr,
-                    desc=desc[a:b], **extra)
+        yield Batch(
+            x=x[n0:n1],
+            edge_index=ei[:, e0:e1] - n0,
+            edge_attr=ea[e0:e1],
+            batch=batch,
+            ptr=ptr,
+            desc=desc[a:b],
+            **extra,
+        )
 
 
 class _Ready:
@@ -81,9 +92,15 @@ class _Ready:
         return self.packed
 
 
-def featurized_chunks(chunks: Iterator[tuple[int, pd.DataFrame]], smiles_col: str, spec: FeaturizerSpec,
-                      desc_names: list[str], workers: int, window: int = 2, fingerprints: bool = False,
-                      ) -> Iterator[tuple[int, pd.DataFrame, list]]:
+def featurized_chunks(
+    chunks: Iterator[tuple[int, pd.DataFrame]],
+    smiles_col: str,
+    spec: FeaturizerSpec,
+    desc_names: list[str],
+    workers: int,
+    window: int = 2,
+    fingerprints: bool = False,
+) -> Iterator[tuple[int, pd.DataFrame, list]]:
     """(k, frame) -> (k, frame, jobs), each job's ``.get()`` giving its packed arrays (``featurize_job``).
 
     Jobs of ``JOB_ROWS`` SMILES go through ``imap_ordered``; with workers >= 1 they run in forked workers

@@ -12,15 +12,23 @@ from molgnn.predictor import Predictor
 from molgnn.uncertainty.outputs import EnsembleUncertainty, output_columns
 
 
-def predict_jobs(models: list[Predictor], jobs: list, batch_size: int, device: torch.device,
-                 desc_names: list[str] = (), uq: EnsembleUncertainty | None = None, level: float | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def predict_jobs(
+    models: list[Predictor],
+    jobs: list,
+    batch_size: int,
+    device: torch.device,
+    desc_names: list[str] = (),
+    uq: EnsembleUncertainty | None = None,
+    level: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Predict a chunk's featurization jobs (``.get()`` -> packed arrays, taken in order, so job j is
     predicted while the workers featurize later ones) -> values float32 [R, C'] (NaN rows where invalid;
     columns as ``output_columns``), valid bool [R], errors list[str] (R).
     ``desc_names``: the columns of the jobs' raw descriptors (each model takes its ``descriptor_names``)."""
-    desc_index = [torch.tensor([list(desc_names).index(n) for n in m.descriptor_names], dtype=torch.long)
-                  for m in models]
+    desc_index = [
+        torch.tensor([list(desc_names).index(n) for n in m.descriptor_names], dtype=torch.long)
+        for m in models
+    ]
     uq = uq or EnsembleUncertainty([None] * len(models))
     values, valid, errors = [], [], []
     for job in jobs:
@@ -45,8 +53,9 @@ def predict_jobs(models: list[Predictor], jobs: list, batch_size: int, device: t
     return np.concatenate(values), np.concatenate(valid), errors
 
 
-def output_frame(frame: pd.DataFrame, pred_cols: list[str], values: np.ndarray, valid: np.ndarray,
-                 errors: list[str]) -> pd.DataFrame:
+def output_frame(
+    frame: pd.DataFrame, pred_cols: list[str], values: np.ndarray, valid: np.ndarray, errors: list[str]
+) -> pd.DataFrame:
     """Carried input columns (renamed ``<name>_input`` when they clash with an output column), then one
     column per prediction, ``valid`` and ``error``."""
     out = frame.rename(columns={c: _carried_name(c, pred_cols) for c in frame.columns})
@@ -54,8 +63,14 @@ def output_frame(frame: pd.DataFrame, pred_cols: list[str], values: np.ndarray, 
     for j, col in enumerate(pred_cols):
         out[col] = values[:, j]
     if "in_domain" in out.columns:  # 1/0/NaN -> True/False/missing
-        out["in_domain"] = pd.array(np.where(np.isnan(values[:, pred_cols.index("in_domain")]), None,
-                                             values[:, pred_cols.index("in_domain")] == 1), dtype="boolean")
+        out["in_domain"] = pd.array(
+            np.where(
+                np.isnan(values[:, pred_cols.index("in_domain")]),
+                None,
+                values[:, pred_cols.index("in_domain")] == 1,
+            ),
+            dtype="boolean",
+        )
     out["valid"] = valid
     out["error"] = errors
     return out

@@ -36,8 +36,12 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def parquet_schema(columns: list[str], pred_cols: list[str]) -> pa.Schema:
-    kind = {**{c: pa.string() for c in columns}, **{c: pa.float32() for c in pred_cols}, "valid": pa.bool_(),
-            **({"in_domain": pa.bool_()} if "in_domain" in pred_cols else {})}
+    kind = {
+        **{c: pa.string() for c in columns},
+        **{c: pa.float32() for c in pred_cols},
+        "valid": pa.bool_(),
+        **({"in_domain": pa.bool_()} if "in_domain" in pred_cols else {}),
+    }
     return pa.schema([(c, kind[c]) for c in columns])
 
 
@@ -49,7 +53,9 @@ def write_chunk(parts: Path, k: int, frame: pd.DataFrame, fmt: str, schema: pa.S
 
     def write(tmp: Path) -> None:
         if fmt == "csv":
-            tmp.write_bytes(frame.to_csv(index=False, header=False, lineterminator="\n", float_format="%.7g").encode())
+            tmp.write_bytes(
+                frame.to_csv(index=False, header=False, lineterminator="\n", float_format="%.7g").encode()
+            )
         else:
             pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
 
@@ -65,8 +71,10 @@ def start_parts(parts: Path, meta: dict, resume: bool, rank: int, world_size: in
         old = json.loads(meta_file.read_text())
         changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
         if changed:
-            raise MolgnnError(f"{parts}: cannot resume: {', '.join(changed)} changed since the interrupted run "
-                              "(run without resume=true to start over)")
+            raise MolgnnError(
+                f"{parts}: cannot resume: {', '.join(changed)} changed since the interrupted run "
+                "(run without resume=true to start over)"
+            )
     elif resume:
         log.info("resume=true but no interrupted run at %s: starting from the beginning", parts)
     mine = {}
@@ -78,7 +86,11 @@ def start_parts(parts: Path, meta: dict, resume: bool, rank: int, world_size: in
         f.unlink()
     done = set()
     for k, files in mine.items():
-        complete = resume and _chunk_file(parts, k, meta["format"]) in files and parts / f"chunk-{k:09d}.json" in files
+        complete = (
+            resume
+            and _chunk_file(parts, k, meta["format"]) in files
+            and parts / f"chunk-{k:09d}.json" in files
+        )
         if complete:
             done.add(k)
         else:
@@ -105,8 +117,10 @@ def wait_for_ranks(parts: Path, world_size: int, timeout_s: float) -> None:
         if not missing:
             return
         if time.monotonic() > deadline:
-            raise MolgnnError(f"{parts}: ranks {missing} did not finish within {timeout_s:.0f} s; rerun them with "
-                              "resume=true, then merge")
+            raise MolgnnError(
+                f"{parts}: ranks {missing} did not finish within {timeout_s:.0f} s; rerun them with "
+                "resume=true, then merge"
+            )
         if not logged:
             log.info("rank 0: waiting for ranks %s to finish their shards", missing)
             logged = True

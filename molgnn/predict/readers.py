@@ -18,13 +18,23 @@ def read_chunks(path: Path, smiles_col: str, chunk_rows: int) -> Iterator[pd.Dat
     kind = table_format(path)
     with reading_errors(path, kind, unreadable="cannot read (truncated or corrupt file?)"):
         if kind in ("csv", "tsv"):
-            with pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str, keep_default_na=False,
-                             chunksize=chunk_rows, encoding_errors="strict") as reader:
+            with pd.read_csv(
+                path,
+                sep="," if kind == "csv" else "\t",
+                dtype=str,
+                keep_default_na=False,
+                chunksize=chunk_rows,
+                encoding_errors="strict",
+            ) as reader:
                 for i, frame in enumerate(reader):
-                    if i == 0 and not isinstance(frame.index, pd.RangeIndex):  # surplus fields became an index
-                        raise InputFileError(f"{path}: line 2 has more fields than the header "
-                                             f"({len(frame.columns)} columns); quote values that contain the "
-                                             "separator")
+                    if i == 0 and not isinstance(
+                        frame.index, pd.RangeIndex
+                    ):  # surplus fields became an index
+                        raise InputFileError(
+                            f"{path}: line 2 has more fields than the header "
+                            f"({len(frame.columns)} columns); quote values that contain the "
+                            "separator"
+                        )
                     if len(frame):  # a header-only file gives one empty frame
                         yield frame
         else:
@@ -55,8 +65,9 @@ def input_columns(path: Path, smiles_col: str) -> list[str]:
     except (UnicodeDecodeError, pd.errors.ParserError, OSError, EOFError) as exc:  # EOFError: truncated .gz
         raise InputFileError(f"{path}: cannot read as {kind}: {exc}") from None
     if smiles_col not in cols:
-        raise InputFileError(f"{path}: no column {smiles_col!r} (from input.smiles_col); columns are: "
-                             f"{', '.join(cols[:20])}")
+        raise InputFileError(
+            f"{path}: no column {smiles_col!r} (from input.smiles_col); columns are: {', '.join(cols[:20])}"
+        )
     return cols
 
 

@@ -33,8 +33,11 @@ class WeightAnchor(nn.Module):
     def penalty(self, encoder: nn.Module) -> torch.Tensor:
         """strength / 2 * squared distance of the trainable encoder parameters from their start."""
         params = dict(encoder.named_parameters())
-        terms = [(params[n] - getattr(self, f"start_{i}")).pow(2).sum()
-                 for i, n in enumerate(self.names) if params[n].requires_grad]
+        terms = [
+            (params[n] - getattr(self, f"start_{i}")).pow(2).sum()
+            for i, n in enumerate(self.names)
+            if params[n].requires_grad
+        ]
         if not terms:
             return torch.zeros((), device=next(iter(params.values())).device)
         return 0.5 * self.strength * torch.stack(terms).sum()

@@ -26,8 +26,13 @@ class TimeBudget(Callback):
     and then the schedule is fitted to them instead (set ``max_epochs`` high to let the budget decide).
     """
 
-    def __init__(self, minutes: float | None = None, deadline: float | None = None, probe_steps: int = 200,
-                 margin: float = 0.05):
+    def __init__(
+        self,
+        minutes: float | None = None,
+        deadline: float | None = None,
+        probe_steps: int = 200,
+        margin: float = 0.05,
+    ):
         if minutes is None and deadline is None:
             raise ValueError("TimeBudget needs minutes= or deadline=")
         self.minutes, self.deadline, self.probe_steps, self.margin = minutes, deadline, probe_steps, margin
@@ -45,7 +50,9 @@ class TimeBudget(Callback):
         self._t0, self._step0 = time.time(), trainer.global_step
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self._step0 + 10 and not self._t_probe:  # skip warm-up (compilation, workers)
+        if (
+            trainer.global_step == self._step0 + 10 and not self._t_probe
+        ):  # skip warm-up (compilation, workers)
             self._t_probe, self._step0 = time.time(), trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

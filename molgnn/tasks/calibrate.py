@@ -21,8 +21,13 @@ from molgnn.chem.parse import parse_smiles
 from molgnn.data.loader import graph_loader
 from molgnn.uncertainty.calibration import VERSION, Calibration, domain_score, member_spread
 from molgnn.uncertainty.domain import DomainIndex, fit_threshold, morgan_bits
-from molgnn.uncertainty.metrics import (LEVELS, coverage, error_by_distance_quartile, miscalibration_area,
-                                        spread_error_spearman)
+from molgnn.uncertainty.metrics import (
+    LEVELS,
+    coverage,
+    error_by_distance_quartile,
+    miscalibration_area,
+    spread_error_spearman,
+)
 from molgnn.uncertainty.settings import UncertaintySettings
 
 log = logging.getLogger(__name__)
@@ -63,7 +68,9 @@ def collect(task, loader) -> dict[str, np.ndarray]:
         out["h"].append(h.float().cpu())
         out["y"].append(batch.y.float().cpu())
         out["mean"].append(task.scaler.inverse(mean).float().cpu())
-        out["var"].append(torch.full_like(mean, float("nan")) if var is None else (var * task.scaler.std**2).cpu())
+        out["var"].append(
+            torch.full_like(mean, float("nan")) if var is None else (var * task.scaler.std**2).cpu()
+        )
     result = {k: torch.cat(v).numpy() for k, v in out.items()}
     if getattr(loader, "fingerprints", None) is not None:
         result["fp"] = loader.fingerprints.numpy()[result["row"]]
@@ -93,8 +100,11 @@ def build_domain(task, datamodule, settings: UncertaintySettings) -> DomainIndex
     keep = np.arange(len(train["row"]))
     if len(keep) > settings.max_domain_molecules:
         keep = np.sort(np.random.default_rng(0).choice(keep, settings.max_domain_molecules, replace=False))
-    return DomainIndex(torch.from_numpy(train["h"][keep]), row_fingerprints(train, datamodule.smiles, keep),
-                       settings.domain_k)
+    return DomainIndex(
+        torch.from_numpy(train["h"][keep]),
+        row_fingerprints(train, datamodule.smiles, keep),
+        settings.domain_k,
+    )
 
 
 def calibration_record(task, datamodule, settings: UncertaintySettings, domain: DomainIndex) -> dict:
@@ -104,11 +114,19 @@ def calibration_record(task, datamodule, settings: UncertaintySettings, domain: 
     std = task.scaler.std.cpu().numpy()
     abs_err = np.nanmean(np.abs(val["y"] - val["mean"]) / std, axis=1)
     has_var = settings.mve
-    return {"version": VERSION, "settings": settings.to_dict(), "target_std": std.tolist(),
-            "domain": fit_threshold(distance, abs_err, settings.domain_tolerance),
-            "valid": {"rows": val["row"].tolist(), "y": val["y"].tolist(), "pred": val["mean"].tolist(),
-                      "sigma": np.sqrt(val["var"]).tolist() if has_var else None,
-                      "distance": distance.tolist()}}
+    return {
+        "version": VERSION,
+        "settings": settings.to_dict(),
+        "target_std": std.tolist(),
+        "domain": fit_threshold(distance, abs_err, settings.domain_tolerance),
+        "valid": {
+            "rows": val["row"].tolist(),
+            "y": val["y"].tolist(),
+            "pred": val["mean"].tolist(),
+            "sigma": np.sqrt(val["var"]).tolist() if has_var else None,
+            "distance": distance.tolist(),
+        },
+    }
 
 
 def with_uncertainty(outputs: dict, record: dict, domain: DomainIndex, level: float) -> dict:
@@ -119,7 +137,9 @@ def with_uncertainty(outputs: dict, record: dict, domain: DomainIndex, level: fl
     out["score"] = domain_score(record, out["distance"])
     var = out["var"] if record["settings"]["method"] == "mve" else None
     out["sigma"] = member_spread(record, var, out["distance"], len(out["row"]))
-    out["lower"], out["upper"] = Calibration([record]).interval(out["mean"], out["sigma"], out["score"], level)
+    out["lower"], out["upper"] = Calibration([record]).interval(
+        out["mean"], out["sigma"], out["score"], level
+    )
     return out
 
 
@@ -134,19 +154,33 @@ def evaluate(out: dict, record: dict, smiles: list[str], domain: DomainIndex) ->
     for level in LEVELS:
         lower, upper = cal.interval(out["mean"], out["sigma"], out["score"], level)
         metrics[f"test/coverage{round(level * 100)}"] = coverage(y, lower.ravel(), upper.ravel())
-    metrics["test/miscalibration_area"] = float(np.mean([miscalibration_area(
-        {"residual": cal.valid_residual[:, j], "sigma": cal.valid_sigma[:, j]}, out["y"][:, j], out["mean"][:, j],
-        out["sigma"][:, j], cal_score=cal.valid_score, score=out["score"], n_bins=cal.mondrian_bins)
-        for j in range(t)]))
+    metrics["test/miscalibration_area"] = float(
+        np.mean(
+            [
+                miscalibration_area(
+                    {"residual": cal.valid_residual[:, j], "sigma": cal.valid_sigma[:, j]},
+                    out["y"][:, j],
+                    out["mean"][:, j],
+                    out["sigma"][:, j],
+                    cal_score=cal.valid_score,
+                    score=out["score"],
+                    n_bins=cal.mondrian_bins,
+                )
+                for j in range(t)
+            ]
+        )
+    )
     abs_err = np.abs(y - mean)
     method = record["settings"]["method"]
-    metrics["test/spearman_spread_error"] = spread_error_spearman(abs_err, sigma) if method != "conformal" \
-        else float("nan")
+    metrics["test/spearman_spread_error"] = (
+        spread_error_spearman(abs_err, sigma) if method != "conformal" else float("nan")
+    )
     quart = error_by_distance_quartile(abs_err, score)
     metrics["test/mae_nearest_quartile"], metrics["test/mae_farthest_quartile"] = quart[0], quart[3]
     metrics["test/in_domain_fraction"] = float(np.mean(out["score"] <= 1.0))
     if "similarity" not in out:
         out["similarity"] = domain.similarity(row_fingerprints(out, smiles)).numpy()
-    metrics["test/spearman_similarity_error"] = spread_error_spearman(np.nanmean(
-        np.abs(out["y"] - out["mean"]), axis=1), -out["similarity"])
+    metrics["test/spearman_similarity_error"] = spread_error_spearman(
+        np.nanmean(np.abs(out["y"] - out["mean"]), axis=1), -out["similarity"]
+    )
     return metrics

@@ -1,7 +1,7 @@
 """Oversmoothing diagnostics of an encoder on held-out molecules: one record with the measures of every layer.
 
-    molecules (PyG ``Data`` graphs) -> seeded sample of at most ``max_molecules`` -> one batch
-      -> encoder layer states (``molgnn.nn.oversmoothing.encoder_layer_states``) -> measures per layer
+molecules (PyG ``Data`` graphs) -> seeded sample of at most ``max_molecules`` -> one batch
+  -> encoder layer states (``molgnn.nn.oversmoothing.encoder_layer_states``) -> measures per layer
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ def _summary(layers: list[dict]) -> dict:
     """First-vs-last layer figures: the collapse a user should look at first."""
     first, last = layers[0], layers[-1]
     energy0 = first["relative_dirichlet_energy"]
-    return {"last_node_cosine": last["node_cosine"],
-            "last_relative_dirichlet_energy": last["relative_dirichlet_energy"],
-            "energy_ratio_last_to_first": (last["relative_dirichlet_energy"] / energy0
-                                           if energy0 and math.isfinite(energy0) else None),
-            "last_node_effective_rank": last["node_effective_rank"],
-            "last_graph_effective_rank": last["graph_effective_rank"]}
+    return {
+        "last_node_cosine": last["node_cosine"],
+        "last_relative_dirichlet_energy": last["relative_dirichlet_energy"],
+        "energy_ratio_last_to_first": (
+            last["relative_dirichlet_energy"] / energy0 if energy0 and math.isfinite(energy0) else None
+        ),
+        "last_node_effective_rank": last["node_effective_rank"],
+        "last_graph_effective_rank": last["graph_effective_rank"],
+    }
 
 
 @torch.no_grad()
@@ -58,13 +61,23 @@ def diagnose(encoder: nn.Module, graphs: Sequence[Data], max_molecules: int = 25
         states = encoder_layer_states(encoder, batch)
     finally:
         encoder.train(was_training)
-    layers = [{"layer": i, "dim": int(s.size(1)),
-               **layer_measures(s.float().cpu(), batch.edge_index.cpu(), batch.batch.cpu(), batch.num_graphs)}
-              for i, s in enumerate(states)]
-    return {"version": VERSION, "encoder": encoder.family,
-            "encoder_args": {k: v for k, v in encoder.args.items() if _plain(v)},
-            "molecules": batch.num_graphs, "atoms": int(batch.x.size(0)), "layers": layers,
-            "summary": _summary(layers)}
+    layers = [
+        {
+            "layer": i,
+            "dim": int(s.size(1)),
+            **layer_measures(s.float().cpu(), batch.edge_index.cpu(), batch.batch.cpu(), batch.num_graphs),
+        }
+        for i, s in enumerate(states)
+    ]
+    return {
+        "version": VERSION,
+        "encoder": encoder.family,
+        "encoder_args": {k: v for k, v in encoder.args.items() if _plain(v)},
+        "molecules": batch.num_graphs,
+        "atoms": int(batch.x.size(0)),
+        "layers": layers,
+        "summary": _summary(layers),
+    }
 
 
 def _plain(value) -> bool:

@@ -50,8 +50,9 @@ class EmbeddingTensors(Dataset):
 
     def __getitem__(self, idx) -> EmbeddingBatch:
         idx = torch.as_tensor(idx)
-        return EmbeddingBatch(self.h[idx], self.y[idx], self.row[idx],
-                              None if self.desc is None else self.desc[idx])
+        return EmbeddingBatch(
+            self.h[idx], self.y[idx], self.row[idx], None if self.desc is None else self.desc[idx]
+        )
 
 
 @torch.no_grad()
@@ -99,18 +100,24 @@ class EmbeddingDataModule(L.LightningDataModule):
         self.encoder.to(device).eval()
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):  # loaders draw seeds: keep the RNG stream training sees
-            self.embedded = {k: encode_dataset(self.encoder, ds, max(256, self.graphs.batch_size), device)
-                             for k, ds in self.graphs.datasets.items()}
+            self.embedded = {
+                k: encode_dataset(self.encoder, ds, max(256, self.graphs.batch_size), device)
+                for k, ds in self.graphs.datasets.items()
+            }
         self.timings["time/precompute_s"] = time.perf_counter() - start
         self.encoder.train(was_training)
-        log.info("precomputed %s embeddings in %.2f s", {k: len(v) for k, v in self.embedded.items()},
-                 self.timings["time/precompute_s"])
+        log.info(
+            "precomputed %s embeddings in %.2f s",
+            {k: len(v) for k, v in self.embedded.items()},
+            self.timings["time/precompute_s"],
+        )
 
     def loader(self, key: str, shuffle: bool) -> DataLoader:
         data = self.embedded[key]
         sampler = RandomSampler(data) if shuffle else SequentialSampler(data)
-        return DataLoader(data, sampler=BatchSampler(sampler, self.graphs.batch_size, drop_last=False),
-                          batch_size=None)
+        return DataLoader(
+            data, sampler=BatchSampler(sampler, self.graphs.batch_size, drop_last=False), batch_size=None
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)

@@ -45,18 +45,24 @@ class EncoderFreezer:
     unfreezes every n epochs.
     """
 
-    def __init__(self, encoder: nn.Module, freeze_layers: int | None = None, unfreeze_every: int | None = None):
+    def __init__(
+        self, encoder: nn.Module, freeze_layers: int | None = None, unfreeze_every: int | None = None
+    ):
         embeddings, layers, rest = encoder_parts(encoder)
         if freeze_layers is not None and not 0 <= freeze_layers <= len(layers):
-            raise MolgnnError(f"task.freeze_layers={freeze_layers}: the {encoder.family} encoder has "
-                              f"{len(layers)} message-passing layers (use 0..{len(layers)})")
+            raise MolgnnError(
+                f"task.freeze_layers={freeze_layers}: the {encoder.family} encoder has "
+                f"{len(layers)} message-passing layers (use 0..{len(layers)})"
+            )
         if unfreeze_every is not None and unfreeze_every < 1:
-            raise MolgnnError(f"task.unfreeze_every={unfreeze_every}: must be a number of epochs >= 1 (or null)")
+            raise MolgnnError(
+                f"task.unfreeze_every={unfreeze_every}: must be a number of epochs >= 1 (or null)"
+            )
         self.encoder, self.unfreeze_every = encoder, unfreeze_every
         self.base_trainable = {id(p) for p in encoder.parameters() if p.requires_grad}
         k = freeze_layers
         self.fixed: Part = [] if k is None else [*embeddings, *(m for part in layers[:k] for m in part)]
-        movable = layers[k or 0:]
+        movable = layers[k or 0 :]
         top = [*rest, *(movable[-1] if movable else [])]
         self.stages: list[Part] = [top, *reversed(movable[:-1])] + ([embeddings] if k is None else [])
         self.frozen: Part = []
@@ -98,15 +104,24 @@ class EncoderFreezer:
         return bool(self.fixed) or bool(self.unfreeze_every)
 
 
-def make_freezer(encoder: nn.Module, freeze_encoder: bool, freeze_layers: int | None, unfreeze_every: int | None,
-                 precompute_embeddings: bool = False) -> EncoderFreezer | None:
+def make_freezer(
+    encoder: nn.Module,
+    freeze_encoder: bool,
+    freeze_layers: int | None,
+    unfreeze_every: int | None,
+    precompute_embeddings: bool = False,
+) -> EncoderFreezer | None:
     """Check the task's freezing options against each other; an ``EncoderFreezer`` when one is needed."""
     if precompute_embeddings and not freeze_encoder:
-        raise MolgnnError("task.precompute_embeddings=true needs task.freeze_encoder=true (embeddings of an "
-                          "encoder that trains change every step)")
+        raise MolgnnError(
+            "task.precompute_embeddings=true needs task.freeze_encoder=true (embeddings of an "
+            "encoder that trains change every step)"
+        )
     if freeze_encoder and (freeze_layers is not None or unfreeze_every):
-        raise MolgnnError("task.freeze_encoder=true freezes the whole encoder; task.freeze_layers / "
-                          "task.unfreeze_every apply to fine-tuning (set task.freeze_encoder=false)")
+        raise MolgnnError(
+            "task.freeze_encoder=true freezes the whole encoder; task.freeze_layers / "
+            "task.unfreeze_every apply to fine-tuning (set task.freeze_encoder=false)"
+        )
     if freeze_layers is None and not unfreeze_every:
         return None
     return EncoderFreezer(encoder, freeze_layers, unfreeze_every)

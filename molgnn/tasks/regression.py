@@ -37,8 +37,10 @@ def masked_beta_nll(mean: torch.Tensor, var: torch.Tensor, target: torch.Tensor,
 
 
 def _metrics(stage: str) -> MetricCollection:
-    return MetricCollection({"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError(),
-                             "r2": R2Score()}, prefix=f"{stage}/")
+    return MetricCollection(
+        {"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError(), "r2": R2Score()},
+        prefix=f"{stage}/",
+    )
 
 
 class RegressionTask(L.LightningModule):
@@ -58,12 +60,25 @@ class RegressionTask(L.LightningModule):
     ``monitor``: the metric the scheduler watches (the run's ``monitor`` key).
     """
 
-    def __init__(self, encoder: nn.Module, head: nn.Module, scaler: TargetScaler, target_names: list[str],
-                 optimizer: Callable, scheduler: Callable | None = None, freeze_encoder: bool = False,
-                 encoder_lr_ratio: float = 1.0, name: str = "property", descriptor_scaler=None,
-                 freeze_layers: int | None = None, unfreeze_every: int | None = None,
-                 precompute_embeddings: bool = False, l2sp: float = 0.0,
-                 uncertainty: UncertaintySettings | None = None, monitor: str = "val/rmse"):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        head: nn.Module,
+        scaler: TargetScaler,
+        target_names: list[str],
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        freeze_encoder: bool = False,
+        encoder_lr_ratio: float = 1.0,
+        name: str = "property",
+        descriptor_scaler=None,
+        freeze_layers: int | None = None,
+        unfreeze_every: int | None = None,
+        precompute_embeddings: bool = False,
+        l2sp: float = 0.0,
+        uncertainty: UncertaintySettings | None = None,
+        monitor: str = "val/rmse",
+    ):
         super().__init__()
         self.encoder, self.head, self.scaler = encoder, head, scaler
         self.target_names, self.name = list(target_names), name
@@ -73,7 +88,9 @@ class RegressionTask(L.LightningModule):
         if freeze_encoder:
             self.encoder.requires_grad_(False)
         self.precompute_embeddings = precompute_embeddings
-        self.freezer = make_freezer(encoder, freeze_encoder, freeze_layers, unfreeze_every, precompute_embeddings)
+        self.freezer = make_freezer(
+            encoder, freeze_encoder, freeze_layers, unfreeze_every, precompute_embeddings
+        )
         self.anchor = WeightAnchor(encoder, l2sp) if l2sp and not freeze_encoder else None
         self.uncertainty, self.monitor = uncertainty or UncertaintySettings(), monitor
         self.metrics = nn.ModuleDict({f"{s}_": _metrics(s) for s in ("train", "val", "test")})
@@ -118,13 +135,22 @@ class RegressionTask(L.LightningModule):
     def _step(self, batch, stage: str) -> torch.Tensor:
         scaled, var = self.head_outputs(self.features(batch))
         target = self.scaler.transform(batch.y)
-        loss = masked_mse(scaled, target) if var is None else masked_beta_nll(scaled, var, target,
-                                                                                self.uncertainty.beta)
+        loss = (
+            masked_mse(scaled, target)
+            if var is None
+            else masked_beta_nll(scaled, var, target, self.uncertainty.beta)
+        )
         mask = ~torch.isnan(batch.y)
         pred = self.scaler.inverse(scaled.detach())
         self.metrics[f"{stage}_"].update(pred[mask], batch.y[mask])
-        self.log(f"{stage}/loss", loss, batch_size=batch.num_graphs, on_step=False, on_epoch=True,
-                 prog_bar=stage != "test")
+        self.log(
+            f"{stage}/loss",
+            loss,
+            batch_size=batch.num_graphs,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=stage != "test",
+        )
         return loss
 
     def _log_metrics(self, stage: str) -> None:
@@ -159,8 +185,11 @@ class RegressionTask(L.LightningModule):
 
     def configure_optimizers(self):
         head_params = [p for p in self.head.parameters() if p.requires_grad]
-        enc_params = ([p for p in self.encoder.parameters() if p.requires_grad] if self.freezer is None
-                      else self.freezer.optimizer_params())
+        enc_params = (
+            [p for p in self.encoder.parameters() if p.requires_grad]
+            if self.freezer is None
+            else self.freezer.optimizer_params()
+        )
         groups = [{"params": head_params, "name": "head"}]
         if enc_params:
             groups.append({"params": enc_params, "name": "encoder", "lr_ratio": self.encoder_lr_ratio})
@@ -170,14 +199,22 @@ class RegressionTask(L.LightningModule):
             group["initial_lr"] = group["lr"]
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
-                                                         "monitor": self.monitor}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": self.scheduler_factory(optimizer=optimizer),
+                "monitor": self.monitor,
+            },
+        }
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        head = head_header(self.name, self.head, self.target_names, self.scaler, encoder_fingerprint(self.encoder))
+        head = head_header(
+            self.name, self.head, self.target_names, self.scaler, encoder_fingerprint(self.encoder)
+        )
         if self.uncertainty.mve:
             head["variance"] = True  # the head's output is [mean (T), raw variance (T)]
         if self.descriptor_scaler is not None:
             head["descriptors"] = self.descriptor_scaler.to_dict()
-        checkpoint["molgnn"] = make_header("model", self.encoder, heads=[head],
-                                           pretraining=self.encoder.pretraining)
+        checkpoint["molgnn"] = make_header(
+            "model", self.encoder, heads=[head], pretraining=self.encoder.pretraining
+        )

@@ -24,5 +24,7 @@ class EpochTimer(Callback):
     def summary(self) -> dict[str, float]:
         if not self.epoch_seconds:
             return {}
-        return {"time/epoch_median_s": statistics.median(self.epoch_seconds),
-                "time/fit_s": sum(self.epoch_seconds)}
+        return {
+            "time/epoch_median_s": statistics.median(self.epoch_seconds),
+            "time/fit_s": sum(self.epoch_seconds),
+        }

@@ -76,13 +76,21 @@ class Calibration:
         var = None if v["sigma"] is None else np.asarray(v["sigma"], dtype=np.float64) ** 2
         return member_spread(record, var, np.asarray(v["distance"], dtype=np.float64), len(v["rows"]))
 
-    def interval(self, pred: np.ndarray, sigma: np.ndarray, score: np.ndarray, level: float | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def interval(
+        self, pred: np.ndarray, sigma: np.ndarray, score: np.ndarray, level: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Conformal intervals for pred [N, T] -> (lower [N, T], upper [N, T])."""
         level = self.level if level is None else level
         lower, upper = np.full(pred.shape, np.nan), np.full(pred.shape, np.nan)
         for t in range(pred.shape[1]):
             lower[:, t], upper[:, t] = conformal_interval(
-                self.valid_residual[:, t], self.valid_sigma[:, t], pred[:, t], sigma[:, t], level,
-                cal_score=self.valid_score, score=score, n_bins=self.mondrian_bins)
+                self.valid_residual[:, t],
+                self.valid_sigma[:, t],
+                pred[:, t],
+                sigma[:, t],
+                level,
+                cal_score=self.valid_score,
+                score=score,
+                n_bins=self.mondrian_bins,
+            )
         return lower, upper

@@ -38,9 +38,16 @@ def distance_bin_edges(cal_score: np.ndarray, n_bins: int) -> np.ndarray:
     return np.quantile(score, np.linspace(0, 1, n_bins + 1)[1:-1]) if n_bins > 1 else np.zeros(0)
 
 
-def conformal_interval(cal_residual: np.ndarray, cal_sigma: np.ndarray | None, pred: np.ndarray,
-                       sigma: np.ndarray | None, level: float, cal_score: np.ndarray | None = None,
-                       score: np.ndarray | None = None, n_bins: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def conformal_interval(
+    cal_residual: np.ndarray,
+    cal_sigma: np.ndarray | None,
+    pred: np.ndarray,
+    sigma: np.ndarray | None,
+    level: float,
+    cal_score: np.ndarray | None = None,
+    score: np.ndarray | None = None,
+    n_bins: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
     """Intervals for predictions ``pred`` [N] at coverage ``level`` (0 < level < 1).
 
     cal_residual [M]: y - y_hat on the calibration (validation) molecules (NaN = missing target, ignored);
@@ -67,7 +74,11 @@ def conformal_interval(cal_residual: np.ndarray, cal_sigma: np.ndarray | None, p
         warnings.simplefilter("always")
         out = cr.predict_int(pred[ok], sigmas=new_s, bins=bins, confidence=level)
     if any("too small" in str(w.message) for w in caught):  # crepes' warning, said once in molgnn's words
-        log.warning("%d calibration molecules%s are too few for %g%% intervals: those intervals are infinite",
-                    int(keep.sum()), " (in some distance bin)" if cal_bins is not None else "", 100 * level)
+        log.warning(
+            "%d calibration molecules%s are too few for %g%% intervals: those intervals are infinite",
+            int(keep.sum()),
+            " (in some distance bin)" if cal_bins is not None else "",
+            100 * level,
+        )
     lower[ok], upper[ok] = out[:, 0], out[:, 1]
     return lower, upper

@@ -47,7 +47,7 @@ class DomainIndex(nn.Module):
         k = min(self.k, ref.size(0))
         best = torch.full((h.size(0), k), float("inf"), device=h.device)
         for a in range(0, ref.size(0), chunk):
-            d = torch.cdist(h.float(), ref[a:a + chunk].float())
+            d = torch.cdist(h.float(), ref[a : a + chunk].float())
             best = torch.cat([best, d], dim=1).topk(k, dim=1, largest=False).values
         return best.mean(dim=1)
 
@@ -75,13 +75,25 @@ def fit_threshold(distance: np.ndarray, abs_err: np.ndarray, tolerance: float) -
     ok = np.isfinite(distance) & np.isfinite(abs_err)
     x, e = np.asarray(distance)[ok], np.asarray(abs_err)[ok]
     if len(x) < 4:
-        return {"threshold": float(np.max(x)) if len(x) else float("inf"), "in_domain_error": float("nan"),
-                "tolerance": tolerance, "knots_x": [], "knots_y": []}
+        return {
+            "threshold": float(np.max(x)) if len(x) else float("inf"),
+            "in_domain_error": float("nan"),
+            "tolerance": tolerance,
+            "knots_x": [],
+            "knots_y": [],
+        }
     iso = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x, e)
     e0 = float(e[x <= np.median(x)].mean())
     grid = np.sort(x)
     fitted = iso.predict(grid)
     above = np.nonzero(fitted > (1 + tolerance) * e0)[0]
-    threshold = float(grid[above[0] - 1] if len(above) and above[0] > 0 else grid[0] if len(above) else grid[-1])
-    return {"threshold": max(threshold, 1e-8), "in_domain_error": e0, "tolerance": tolerance,
-            "knots_x": iso.X_thresholds_.tolist(), "knots_y": iso.y_thresholds_.tolist()}
+    threshold = float(
+        grid[above[0] - 1] if len(above) and above[0] > 0 else grid[0] if len(above) else grid[-1]
+    )
+    return {
+        "threshold": max(threshold, 1e-8),
+        "in_domain_error": e0,
+        "tolerance": tolerance,
+        "knots_x": iso.X_thresholds_.tolist(),
+        "knots_y": iso.y_thresholds_.tolist(),
+    }

@@ -17,13 +17,21 @@ def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((y[ok] >= lower[ok]) & (y[ok] <= upper[ok]))) if ok.any() else float("nan")
 
 
-def miscalibration_area(cal: dict, y: np.ndarray, pred: np.ndarray, sigma: np.ndarray | None,
-                        levels: np.ndarray | None = None, **mondrian) -> float:
+def miscalibration_area(
+    cal: dict,
+    y: np.ndarray,
+    pred: np.ndarray,
+    sigma: np.ndarray | None,
+    levels: np.ndarray | None = None,
+    **mondrian,
+) -> float:
     """Mean |observed - expected coverage| of the conformal intervals over levels 0.05..0.95 (the area
     between the calibration curve and the diagonal). ``cal``: {"residual", "sigma"} of the calibration set."""
     levels = np.arange(0.05, 0.96, 0.05) if levels is None else levels
-    gaps = [abs(coverage(y, *conformal_interval(cal["residual"], cal["sigma"], pred, sigma, p, **mondrian)) - p)
-            for p in levels]
+    gaps = [
+        abs(coverage(y, *conformal_interval(cal["residual"], cal["sigma"], pred, sigma, p, **mondrian)) - p)
+        for p in levels
+    ]
     return float(np.nanmean(gaps))
 
 

@@ -49,7 +49,9 @@ class EnsembleUncertainty:
                 return means[0]
             mean, std = np.mean(means, axis=0), np.std(means, axis=0)
             return np.stack([mean, std], axis=2).reshape(len(mean), -1)
-        sigmas = [member_spread(r, o["var"], o["distance"], len(o["mean"])) for r, o in zip(self.records, outs)]
+        sigmas = [
+            member_spread(r, o["var"], o["distance"], len(o["mean"])) for r, o in zip(self.records, outs)
+        ]
         mean, sigma = combine(means, sigmas)
         score = np.mean([domain_score(r, o["distance"]) for r, o in zip(self.records, outs)], axis=0)
         if self.calibration is not None:

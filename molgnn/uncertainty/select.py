@@ -67,8 +67,15 @@ def random_scores(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.random(n)
 
 
-def acquisition(mean, std, strategy: str, maximize: bool = True, beta: float = 1.0, best: float | None = None,
-                seed: int | np.random.Generator = 0) -> np.ndarray:
+def acquisition(
+    mean,
+    std,
+    strategy: str,
+    maximize: bool = True,
+    beta: float = 1.0,
+    best: float | None = None,
+    seed: int | np.random.Generator = 0,
+) -> np.ndarray:
     """Score every candidate (higher = test first). mean [N], std [N] or None -> score float64 [N]; NaN where
     the candidate cannot be selected (NaN mean, or NaN std for a strategy that uses std).
 
@@ -81,8 +88,10 @@ def acquisition(mean, std, strategy: str, maximize: bool = True, beta: float = 1
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if strategy in NEEDS_STD:
         if std is None:
-            raise MolgnnError(f"strategy {strategy!r} needs a predicted spread (std), and none was given; use an "
-                              f"ensemble or a model trained with uncertainty, or strategy=greedy/random")
+            raise MolgnnError(
+                f"strategy {strategy!r} needs a predicted spread (std), and none was given; use an "
+                f"ensemble or a model trained with uncertainty, or strategy=greedy/random"
+            )
         std = np.asarray(std, dtype=np.float64).reshape(-1)
         if std.shape != mean.shape:
             raise MolgnnError(f"strategy {strategy!r}: std has {std.size} values, mean has {mean.size}")
@@ -107,8 +116,16 @@ def acquisition(mean, std, strategy: str, maximize: bool = True, beta: float = 1
     return np.where(bad, np.nan, score)
 
 
-def rank(mean, std, strategy: str, k: int, maximize: bool = True, beta: float = 1.0, best: float | None = None,
-         seed: int | np.random.Generator = 0) -> np.ndarray:
+def rank(
+    mean,
+    std,
+    strategy: str,
+    k: int,
+    maximize: bool = True,
+    beta: float = 1.0,
+    best: float | None = None,
+    seed: int | np.random.Generator = 0,
+) -> np.ndarray:
     """Indices of the ``k`` candidates to test next, best first: the top-k of ``acquisition(...)``.
 
     mean [N], std [N] or None -> indices int64 [min(k, number of selectable candidates)]. Ties keep input

@@ -41,11 +41,15 @@ class UncertaintySettings:
         if not 0.0 < self.level < 1.0:
             raise MolgnnError(f"uncertainty.level={self.level}: must be in (0, 1), e.g. 0.9")
         if self.domain_k < 1 or self.max_domain_molecules < 1 or self.mondrian_bins < 1:
-            raise MolgnnError("uncertainty.domain_k, uncertainty.max_domain_molecules and "
-                              "uncertainty.mondrian_bins must be >= 1")
+            raise MolgnnError(
+                "uncertainty.domain_k, uncertainty.max_domain_molecules and "
+                "uncertainty.mondrian_bins must be >= 1"
+            )
         if self.member_method not in MEMBER_METHODS or self.members < 2:
-            raise MolgnnError(f"uncertainty.member_method={self.member_method!r} / uncertainty.members="
-                              f"{self.members}: members use one of {', '.join(MEMBER_METHODS)}, at least 2 of them")
+            raise MolgnnError(
+                f"uncertainty.member_method={self.member_method!r} / uncertainty.members="
+                f"{self.members}: members use one of {', '.join(MEMBER_METHODS)}, at least 2 of them"
+            )
         if self.domain_tolerance < 0 or self.beta < 0:
             raise MolgnnError("uncertainty.domain_tolerance and uncertainty.beta must be >= 0")
 

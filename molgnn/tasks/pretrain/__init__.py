@@ -1,6 +1,11 @@
 """Self-supervised pretraining: batch corruptions (augment), objectives with pretext heads, PretrainTask."""
 
-from molgnn.tasks.pretrain.objectives import AttributeMasking, Contrastive, DescriptorPrediction, PretrainContext
+from molgnn.tasks.pretrain.objectives import (
+    AttributeMasking,
+    Contrastive,
+    DescriptorPrediction,
+    PretrainContext,
+)
 from molgnn.tasks.pretrain.task import PretrainTask
 
 __all__ = ["AttributeMasking", "Contrastive", "DescriptorPrediction", "PretrainContext", "PretrainTask"]

@@ -15,7 +15,12 @@ from torch import nn
 
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.tasks.pretrain.augment import (
-    drop_edges, mask_atoms, random_bond_keep, random_node_mask, remove_subgraph)
+    drop_edges,
+    mask_atoms,
+    random_bond_keep,
+    random_node_mask,
+    remove_subgraph,
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,14 @@ class AttributeMasking(nn.Module):
     touching them; predict the masked atoms' element (cross-entropy over the ``atom_target`` vocabulary) and,
     with ``predict_bonds``, the masked bonds' type from the sum of their two atoms' embeddings."""
 
-    def __init__(self, context: PretrainContext, mask_rate: float = 0.15, predict_bonds: bool = True,
-                 atom_target: str = "atomic_num", bond_target: str = "bond_type"):
+    def __init__(
+        self,
+        context: PretrainContext,
+        mask_rate: float = 0.15,
+        predict_bonds: bool = True,
+        atom_target: str = "atomic_num",
+        bond_target: str = "bond_type",
+    ):
         super().__init__()
         spec = context.spec
         self.spec, self.mask_rate, self.predict_bonds = spec, mask_rate, predict_bonds
@@ -52,13 +63,17 @@ class AttributeMasking(nn.Module):
         self.bond_col = _feature_index(spec.bond_features, bond_target)
         node_dim = context.dim
         self.atom_head = nn.Linear(node_dim, spec.atom_features[self.atom_col].size)
-        self.bond_head = nn.Linear(node_dim, spec.bond_features[self.bond_col].size) if predict_bonds else None
+        self.bond_head = (
+            nn.Linear(node_dim, spec.bond_features[self.bond_col].size) if predict_bonds else None
+        )
 
     def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         nodes = random_node_mask(batch, self.mask_rate)
         src, dst = batch.edge_index
         edges = nodes[src] | nodes[dst]
-        h = encoder.node_embeddings(mask_atoms(batch, nodes, self.spec, edges if self.predict_bonds else None))
+        h = encoder.node_embeddings(
+            mask_atoms(batch, nodes, self.spec, edges if self.predict_bonds else None)
+        )
         logits = self.atom_head(h[nodes])
         target = batch.x[nodes, self.atom_col]
         loss = F.cross_entropy(logits, target)
@@ -78,17 +93,30 @@ class Contrastive(nn.Module):
     """GraphCL / MolCLR: two augmented views of each molecule (atom masking, then bond deletion or
     subgraph removal, chosen at random per view), NT-Xent over projected graph embeddings."""
 
-    def __init__(self, context: PretrainContext, proj_dim: int = 128, temperature: float = 0.1,
-                 atom_mask_rate: float = 0.25, bond_drop_rate: float = 0.25, subgraph_fraction: float = 0.25):
+    def __init__(
+        self,
+        context: PretrainContext,
+        proj_dim: int = 128,
+        temperature: float = 0.1,
+        atom_mask_rate: float = 0.25,
+        bond_drop_rate: float = 0.25,
+        subgraph_fraction: float = 0.25,
+    ):
         super().__init__()
         self.spec, self.temperature = context.spec, temperature
-        self.atom_mask_rate, self.bond_drop_rate, self.subgraph_fraction = atom_mask_rate, bond_drop_rate, subgraph_fraction
+        self.atom_mask_rate, self.bond_drop_rate, self.subgraph_fraction = (
+            atom_mask_rate,
+            bond_drop_rate,
+            subgraph_fraction,
+        )
         self.projection = _mlp(context.dim, context.dim, proj_dim)
 
     def view(self, batch):
         out = mask_atoms(batch, random_node_mask(batch, self.atom_mask_rate), self.spec)
         if torch.rand(()) < 0.5:
-            return drop_edges(out, random_bond_keep(out.edge_index.size(1), self.bond_drop_rate, out.x.device))
+            return drop_edges(
+                out, random_bond_keep(out.edge_index.size(1), self.bond_drop_rate, out.x.device)
+            )
         return remove_subgraph(out, self.subgraph_fraction, self.spec)
 
     def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -121,5 +149,7 @@ class DescriptorPrediction(nn.Module):
     def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         pred = self.head(encoder.embed(batch))
         loss = F.mse_loss(pred, batch.desc)
-        r2 = 1 - ((pred - batch.desc) ** 2).sum() / ((batch.desc - batch.desc.mean(0)) ** 2).sum().clamp(min=1e-8)
+        r2 = 1 - ((pred - batch.desc) ** 2).sum() / ((batch.desc - batch.desc.mean(0)) ** 2).sum().clamp(
+            min=1e-8
+        )
         return loss, {"r2": r2}

@@ -24,7 +24,11 @@ class WarmupCosine(LRScheduler):
     def __init__(self, optimizer, total_steps: int, warmup_fraction: float = 0.05, final_ratio: float = 0.01):
         if not math.isfinite(total_steps):  # max_epochs=-1: only a TimeBudget callback can give the length
             total_steps = 10**9
-        self.total_steps, self.warmup_fraction, self.final_ratio = max(1, int(total_steps)), warmup_fraction, final_ratio
+        self.total_steps, self.warmup_fraction, self.final_ratio = (
+            max(1, int(total_steps)),
+            warmup_fraction,
+            final_ratio,
+        )
         super().__init__(optimizer)
 
     def factor(self, step: int) -> float:
@@ -51,8 +55,15 @@ class PretrainTask(L.LightningModule):
     Only ``encoder`` is exported; the objectives' heads stay in the Lightning checkpoint.
     """
 
-    def __init__(self, encoder: nn.Module, objectives: dict[str, nn.Module], weights: dict[str, float],
-                 optimizer: Callable, scheduler: Callable | None = None, info: dict | None = None):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        objectives: dict[str, nn.Module],
+        weights: dict[str, float],
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        info: dict | None = None,
+    ):
         super().__init__()
         if not objectives:
             raise ValueError("pretrain.objectives is empty: name at least one objective")
@@ -67,13 +78,26 @@ class PretrainTask(L.LightningModule):
         for name, objective in self.objectives.items():
             loss, logs = objective(self.encoder, batch)
             total = total + self.weights[name] * loss
-            self.log(f"{stage}/{name}/loss", loss, batch_size=batch.num_graphs, on_step=stage == "train",
-                     on_epoch=True)
+            self.log(
+                f"{stage}/{name}/loss",
+                loss,
+                batch_size=batch.num_graphs,
+                on_step=stage == "train",
+                on_epoch=True,
+            )
             for key, value in logs.items():
-                self.log(f"{stage}/{name}/{key}", value, batch_size=batch.num_graphs, on_epoch=True,
-                         on_step=False)
-        self.log(f"{stage}/loss", total, batch_size=batch.num_graphs, on_step=stage == "train", on_epoch=True,
-                 prog_bar=True, sync_dist=stage == "val")  # val loss averaged over DDP ranks
+                self.log(
+                    f"{stage}/{name}/{key}", value, batch_size=batch.num_graphs, on_epoch=True, on_step=False
+                )
+        self.log(
+            f"{stage}/loss",
+            total,
+            batch_size=batch.num_graphs,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            sync_dist=stage == "val",
+        )  # val loss averaged over DDP ranks
         return total
 
     def training_step(self, batch, batch_idx):
@@ -86,14 +110,20 @@ class PretrainTask(L.LightningModule):
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(
+            optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def pretraining_header(self) -> dict:
         """The ``pretraining`` entry of encoder headers: objectives, weights, corpus, progress."""
-        objectives = [{"name": k, "class": type(m).__name__, "weight": self.weights[k]}
-                      for k, m in self.objectives.items()]
-        progress = {"epochs": int(self.current_epoch), "steps": int(self.global_step)} if self._trainer else {}
+        objectives = [
+            {"name": k, "class": type(m).__name__, "weight": self.weights[k]}
+            for k, m in self.objectives.items()
+        ]
+        progress = (
+            {"epochs": int(self.current_epoch), "steps": int(self.global_step)} if self._trainer else {}
+        )
         return {"objectives": objectives, "corpus": self.info, **progress}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
