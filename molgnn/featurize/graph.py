@@ -101,7 +101,11 @@ class MolFeaturizer:
 
 @lru_cache(maxsize=8)
 def _featurizer_for(spec: FeaturizerSpec) -> MolFeaturizer:
-    """The compiled featurizer of ``spec.engine``: "molgnn", "graphium" (MiniMol's inputs) or "chemprop"."""
+    """The compiled featurizer of ``spec.engine``: "molgnn", "graphium" (MiniMol's inputs) or "chemprop",
+    and of ``spec.construction`` (the one place every caller's graphs are built: training, caches,
+    pretraining corpora, prediction)."""
+    if spec.construction != "atoms" and spec.engine != "molgnn":
+        raise ValueError(f"graph construction {spec.construction!r} needs featurizer engine 'molgnn'")
     if spec.engine == "graphium":
         from molgnn.featurize.minimol import GraphiumFeaturizer  # imports graph.py itself
 
@@ -112,6 +116,10 @@ def _featurizer_for(spec: FeaturizerSpec) -> MolFeaturizer:
         return ChempropFeaturizer(spec)
     if spec.engine != "molgnn":
         raise ValueError(f"unknown featurizer engine {spec.engine!r}; known: molgnn, graphium, chemprop")
+    if spec.construction != "atoms":  # explicit_h, kekule, minimal, line_graph, motifs (docs/graphs.md)
+        from molgnn.featurize.constructions import construction_featurizer  # imports graph.py itself
+
+        return construction_featurizer(spec)
     return MolFeaturizer(spec)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 SPEC_FORMAT = 1
 
 ELEMENTS = tuple(range(1, 119))  # atomic numbers H..Og
+DEFAULT_CONSTRUCTION = "atoms"  # heavy atoms as nodes, each bond as two directed edges
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class FeaturizerSpec:
     ``Data.edge_attr`` (long [E, Fb]) in order. ``engine`` names the code that computes them: "molgnn"
     (``MolFeaturizer``: one RDKit getter per column) or "graphium" (``molgnn.featurize.minimol``: MiniMol's
     inputs, positional encodings included).
+
+    ``construction`` names how the molecule becomes a graph (``molgnn.featurize.constructions``, docs/graphs.md):
+    "atoms" (today's graphs: heavy atoms as nodes, bonds as edge pairs), "explicit_h", "kekule", "minimal",
+    "line_graph" or "motifs"; ``construction_version`` versions that code. Both are left out of ``to_dict``
+    for "atoms", so older fingerprints are unchanged.
     """
 
     name: str
@@ -73,6 +79,8 @@ class FeaturizerSpec:
     bond_features: tuple[FeatureVocab, ...]
     format: int = field(default=SPEC_FORMAT)
     engine: str = "molgnn"
+    construction: str = DEFAULT_CONSTRUCTION
+    construction_version: int = 1
 
     @property
     def atom_vocab_sizes(self) -> list[int]:
@@ -90,9 +98,12 @@ class FeaturizerSpec:
             "atom_features": [f.to_dict() for f in self.atom_features],
             "bond_features": [f.to_dict() for f in self.bond_features],
         }
-        return (
-            {**out, "engine": self.engine} if self.engine != "molgnn" else out
-        )  # old fingerprints unchanged
+        if self.engine != "molgnn":
+            out["engine"] = self.engine  # old fingerprints unchanged
+        if self.construction != DEFAULT_CONSTRUCTION:
+            out["construction"] = self.construction
+            out["construction_version"] = self.construction_version
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> FeaturizerSpec:
@@ -103,6 +114,8 @@ class FeaturizerSpec:
             bond_features=tuple(FeatureVocab.from_dict(f) for f in d["bond_features"]),
             format=int(d.get("format", SPEC_FORMAT)),
             engine=d.get("engine", "molgnn"),
+            construction=d.get("construction", DEFAULT_CONSTRUCTION),
+            construction_version=int(d.get("construction_version", 1)),
         )
 
     def fingerprint(self) -> str:
@@ -112,7 +125,24 @@ class FeaturizerSpec:
 
     def diff(self, other: FeaturizerSpec) -> list[str]:
         """Human-readable differences between two specs (empty when identical)."""
-        return spec_dict_diff(self.to_dict(), other.to_dict())
+        mine, theirs = self._explicit_dict(), other._explicit_dict()
+        first = ("construction", "construction_version", "engine", "name", "version")  # explain the rest
+        head = [line for k in first for line in spec_dict_diff({k: mine.get(k)}, {k: theirs.get(k)})]
+        rest = spec_dict_diff(
+            {k: v for k, v in mine.items() if k not in first},
+            {k: v for k, v in theirs.items() if k not in first},
+        )
+        return head + rest
+
+    def _explicit_dict(self) -> dict:
+        """``to_dict`` with the defaulted fields written out, so a diff says ``construction: 'atoms' !=
+        'line_graph'`` rather than comparing with a missing key."""
+        return {
+            "engine": self.engine,
+            "construction": self.construction,
+            "construction_version": self.construction_version,
+            **self.to_dict(),
+        }
 
     def require_equal(self, other: FeaturizerSpec, where: str, error: type[Exception] = ValueError) -> None:
         """Raise ``error("<where>: <field>: <mine> != <other's>; ...")`` (up to 10 differing fields) unless
