@@ -11,11 +11,12 @@ from rdkit import Chem
 from torch_geometric.data import Batch
 
 from conftest import FIXTURES
-from molgnn.checkpoint import load_encoder
+from molgnn.checkpoint import export_encoder, load_encoder
 from molgnn.errors import CheckpointError
 from molgnn.featurize import FeaturizerSpec, default_spec, smiles_to_arrays, smiles_to_graph
 from molgnn.featurize.constructions import CONSTRUCTIONS, RING_KINDS, construction_spec
 from molgnn.nn import DMPNNEncoder, GINEEncoder
+from molgnn.storage import load_torch
 
 FIXTURE_SMILES = pd.read_csv(FIXTURES / "esol_small.csv")["smiles"].tolist()
 EDGE_CASES = [
@@ -61,6 +62,20 @@ def test_each_construction_is_a_named_versioned_part_of_the_spec(construction):
     assert any(line.startswith("construction: 'atoms' != ") for line in default_spec().diff(spec))
     with pytest.raises(ValueError, match="construction"):
         default_spec().require_equal(spec, "run")
+
+
+def test_unknown_construction_or_version_is_refused_when_read(tmp_path):
+    d = construction_spec("line_graph").to_dict()
+    with pytest.raises(ValueError, match="'line_graph' v2: molgnn builds v1"):
+        FeaturizerSpec.from_dict({**d, "construction_version": 2})
+    with pytest.raises(ValueError, match="'rings_as_edges' unknown"):
+        FeaturizerSpec.from_dict({**d, "construction": "rings_as_edges"})
+    path = export_encoder(DMPNNEncoder(construction_spec("line_graph"), hidden_dim=8), tmp_path / "enc.pt")
+    blob = load_torch(path)
+    blob["molgnn"]["spec"]["construction_version"] = 2  # graphs of a later molgnn: never fed v1 graphs
+    torch.save(blob, path)
+    with pytest.raises(CheckpointError, match="construction"):
+        load_encoder(path)
 
 
 def test_explicit_hydrogens():

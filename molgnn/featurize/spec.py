@@ -14,6 +14,14 @@ SPEC_FORMAT = 1
 
 ELEMENTS = tuple(range(1, 119))  # atomic numbers H..Og
 DEFAULT_CONSTRUCTION = "atoms"  # heavy atoms as nodes, each bond as two directed edges
+CONSTRUCTIONS = {  # graph construction (molgnn.featurize.constructions) -> version of the code building it
+    "atoms": 1,
+    "explicit_h": 1,
+    "kekule": 1,
+    "minimal": 1,
+    "line_graph": 1,
+    "motifs": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,19 @@ class FeaturizerSpec:
     engine: str = "molgnn"
     construction: str = DEFAULT_CONSTRUCTION
     construction_version: int = 1
+
+    def __post_init__(self):
+        """A construction this molgnn does not build (or builds at another version) is refused when the spec
+        is made or read (a checkpoint header), not molecule by molecule."""
+        known = CONSTRUCTIONS.get(self.construction)
+        if known is None:
+            raise ValueError(
+                f"graph construction {self.construction!r} unknown; known: {', '.join(CONSTRUCTIONS)}"
+            )
+        if self.construction_version != known:
+            raise ValueError(
+                f"graph construction {self.construction!r} v{self.construction_version}: molgnn builds v{known}"
+            )
 
     @property
     def atom_vocab_sizes(self) -> list[int]:
