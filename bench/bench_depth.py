@@ -38,7 +38,11 @@ MODES: dict[str, list[str]] = {
 FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
 DEPTHS = (2, 4, 12, 8, 16)
 DATASETS = ("esol", "lipophilicity", "adme_sol", "adme_hlm")
-DIAG_KEYS = ("last_node_cosine", "energy_ratio_last_to_first", "last_node_effective_rank")
+DIAG_KEYS = {
+    "last_node_cosine": "atom cosine",
+    "energy_ratio_last_to_first": "energy last/first",
+    "last_node_effective_rank": "atom eff. rank",
+}
 
 
 def run_dir(out: Path, family: str, dataset: str, mode: str, depth: int, seed: int) -> Path:
@@ -145,7 +149,7 @@ def _collapse(found, family, dataset, depths) -> list[str]:
             vals = [_mean(runs, f"diagnostics/{k}") for k in DIAG_KEYS]
             cells.append(
                 f"L{d}: "
-                + ", ".join(f"{k.split('_', 1)[1]} {v:.3g}" for k, v in zip(DIAG_KEYS, vals) if v is not None)
+                + ", ".join(f"{DIAG_KEYS[k]} {v:.3g}" for k, v in zip(DIAG_KEYS, vals) if v is not None)
             )
     return ["Plain encoder diagnostics by depth: " + "; ".join(cells), ""] if cells else []
 
