@@ -170,3 +170,27 @@ def test_every_encoder_family_keeps_the_encoder_contract():
         assert issubclass(cls, Encoder) and cls.family == family
         for member in ("out_dim", "layers", "node_embeddings", "embed"):
             assert getattr(cls, member) is not getattr(Encoder, member), f"{family} does not define {member}"
+
+
+@pytest.mark.slow
+def test_deep_encoder_pretrains_and_exports(compose, tmp_path):
+    from molgnn.cli.pretrain import pretrain
+
+    overrides = [
+        f"data.path={FIXTURES / 'pretrain_200.csv'}",
+        "trainer.max_steps=3",
+        "encoder.hidden_dim=16",
+        "encoder.num_layers=8",
+        "encoder.virtual_node=true",
+        "encoder.residual=true",
+        "encoder.jk=max",
+        "encoder.drop_edge=0.1",
+        "data.batch_size=32",
+        "data.descriptor_names=[MolWt,TPSA]",
+        "trainer.enable_progress_bar=false",
+        "logger=none",
+    ]
+    pretrain(compose("pretrain", overrides), tmp_path / "pre")
+    encoder = load_encoder(tmp_path / "pre" / "encoder.pt", expect_spec=SPEC)
+    assert encoder.args["num_layers"] == 8 and encoder.args["virtual_node"] and encoder.args["jk"] == "max"
+    assert len(encoder.layer_states(_batch())) == 9
