@@ -14,26 +14,31 @@ from typing import Any
 
 
 class Model:
-    """One trained model file (molgnn-train checkpoint or molgnn-bundle) or an ensemble of several.
+    """One trained model file (molgnn-train checkpoint or molgnn-bundle), an ensemble of several, or an
+    encoder file (embeddings only).
 
-    ``models``: the loaded members (``molgnn.predictor.Predictor``, eval mode) on ``device``.
+    ``models``: the loaded members (``molgnn.predictor.Predictor``, eval mode) on ``device``; ``encoder``:
+    the encoder ``embed`` uses (the first member's, or the encoder file's when ``models`` is empty).
     """
 
-    def __init__(self, models: list, device: str = "cpu"):
+    def __init__(self, models: list, device: str = "cpu", encoder=None, path: str | None = None):
         import torch
 
         self.device = torch.device(device)
         self.models = [m.to(self.device) for m in models]
+        self.encoder = (encoder if encoder is not None else self.models[0].encoder).to(self.device).eval()
+        self.path = path or (self.models[0].path if self.models else None)
 
     @property
     def targets(self) -> list[str]:
-        """Names of the predicted targets (one per output value; ``<head>/<target>`` when heads share one)."""
-        return list(self.models[0].columns)
+        """Names of the predicted targets (one per output value; ``<head>/<target>`` when heads share one);
+        empty for an encoder file."""
+        return list(self.models[0].columns) if self.models else []
 
     @property
     def spec(self):
         """The featurizer spec (``molgnn.featurize.spec.FeaturizerSpec``) every member was trained with."""
-        return self.models[0].spec
+        return self.encoder.spec
 
     def predict(
         self,
@@ -59,6 +64,11 @@ class Model:
         from molgnn.predict import featurized_chunks, output_frame, predict_jobs
         from molgnn.uncertainty.outputs import EnsembleUncertainty, output_columns
 
+        if not self.models:
+            raise MolgnnError(
+                f"{self.path}: an encoder file has no property heads to predict with; use "
+                ".embed(smiles), or train heads: molgnn-train encoder=pretrained encoder.path=..."
+            )
         frame, smiles_col = _input_frame(smiles, smiles_col)
         if interval_level is not None and not 0.0 < float(interval_level) < 1.0:
             raise MolgnnError(f"interval_level={interval_level}: must be in (0, 1), e.g. 0.9")
@@ -87,15 +97,11 @@ class Model:
         from molgnn.transfer import embed_smiles
 
         return embed_smiles(
-            self.models[0].encoder,
-            list(smiles),
-            batch_size=batch_size,
-            num_workers=num_workers,
-            device=self.device,
+            self.encoder, list(smiles), batch_size=batch_size, num_workers=num_workers, device=self.device
         ).values
 
     def __repr__(self) -> str:
-        kind = f"ensemble of {len(self.models)}" if len(self.models) > 1 else self.models[0].path
+        kind = f"ensemble of {len(self.models)}" if len(self.models) > 1 else self.path
         return f"molgnn.Model({kind}; targets={self.targets})"
 
 
@@ -124,13 +130,21 @@ def _input_frame(smiles, smiles_col: str):
 
 
 def load(path: str | Path | Sequence[str | Path], device: str = "cpu") -> Model:
-    """A molgnn-train checkpoint (``.ckpt``), a molgnn-bundle file, or a list of them (an ensemble: same
-    featurizer spec and targets) -> ``Model``. Raises ``molgnn.errors.CheckpointError`` for an unusable file.
+    """Any molgnn file -> ``Model``, dispatched on the file's kind: a molgnn-train checkpoint (``.ckpt``), a
+    molgnn-bundle file, an ensemble file, a Chemprop model, or a list of them (an ensemble: same featurizer
+    spec and targets); an encoder file (``encoder.pt``, molgnn-pretrain output) gives a ``Model`` that embeds
+    but has no heads. Raises ``molgnn.errors.CheckpointError`` for an unusable file.
     """
     import molgnn.cli  # noqa: F401  (sets the thread defaults before torch is first imported)
+    from molgnn.checkpoint import load_encoder
     from molgnn.predictor import load_ensemble
+    from molgnn.weights import read_weights
 
     paths = [path] if isinstance(path, (str, Path)) else list(path)
+    if len(paths) == 1:
+        weights = read_weights(paths[0])
+        if weights.kind in ("encoder", "pretrain"):
+            return Model([], device=device, encoder=load_encoder(weights), path=str(paths[0]))
     return Model(load_ensemble(paths), device=device)
 
 

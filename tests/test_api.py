@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, TINY_ESOL
+from conftest import FIXTURES, ROOT, TINY_ESOL
 
 import molgnn
 from molgnn.errors import MolgnnError
@@ -123,6 +123,21 @@ def test_embed_gives_one_row_per_smiles_and_nan_for_the_invalid(runs):
     emb = molgnn.load(runs[0][1]).embed(SMILES)
     assert emb.shape == (len(SMILES), 32) and emb.dtype == np.float32
     assert np.isnan(emb[INVALID]).all() and np.isfinite(np.delete(emb, INVALID, axis=0)).all()
+
+
+def test_an_encoder_file_loads_for_embeddings_and_refuses_to_predict():
+    from molgnn.checkpoint import load_encoder
+    from molgnn.transfer import embed_smiles
+
+    path = ROOT / "models" / "pretrained" / "dmpnn_all200k.pt"
+    model = molgnn.load(path)
+    assert model.targets == [] and model.models == []
+    emb = model.embed(SMILES)
+    ref = embed_smiles(load_encoder(path), SMILES).values
+    assert emb.shape == (len(SMILES), model.encoder.out_dim)
+    np.testing.assert_array_equal(emb, ref)
+    with pytest.raises(MolgnnError, match="dmpnn_all200k.pt: an encoder file has no property heads"):
+        model.predict(SMILES)
 
 
 @pytest.mark.slow
