@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.loader import DataLoader
 
+from molgnn.data.augment import AugmentedGraphs, ConstructionSampler, augment_specs
 from molgnn.data.engine import Products, featurize_cached
 from molgnn.data.graphs import PackedGraphs, table_key
 from molgnn.data.loader import graph_loader
@@ -62,6 +63,11 @@ class MoleculeDataModule(L.LightningDataModule):
     ``fingerprints``: also compute packed Morgan bits from the same parse, kept per row in
     ``self.fingerprints`` uint8 [R, FP_BITS / 8] (zero rows where unparsable) for the applicability domain
     (``molgnn.tasks.calibrate``); false: ``self.fingerprints`` is None (a run that does not calibrate).
+
+    ``augment`` (``graph.augment``, docs/graphs.md): graph constructions that share the main spec's embedding
+    tables; each molecule's graph under each is built from the same parse, and the training loader serves
+    one of the molecule's constructions (main included), drawn per molecule per epoch with ``augment_seed``.
+    Validation and test use the main construction.
     """
 
     def __init__(
@@ -79,6 +85,8 @@ class MoleculeDataModule(L.LightningDataModule):
         descriptors: bool = False,
         descriptor_names: list[str] | None = None,
         fingerprints: bool = True,
+        augment: list[str] | None = None,
+        augment_seed: int = 0,
     ):
         super().__init__()
         target_cols = (
@@ -92,11 +100,14 @@ class MoleculeDataModule(L.LightningDataModule):
         self.descriptor_scaler: DescriptorScaler | None = None  # fitted on train rows when descriptors=True
         self.want_fingerprints, self.fingerprints = fingerprints, None
         self.invalid_rows = pd.DataFrame(columns=["row", "line", "smiles", "reason"])
+        self.augment = [str(a) for a in ([augment] if isinstance(augment, str) else augment or [])]
+        self.augment_seed, self.augmented = int(augment_seed), None
         self._ready = False
 
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
             return
+        augment = augment_specs(self.spec, self.augment)  # refused before any work
         table = read_labeled_table(self.path, self.smiles_col, self.target_cols)
         scaffolds = bool(getattr(self.splitter, "uses_scaffolds", False))
         products = Products(
@@ -104,6 +115,7 @@ class MoleculeDataModule(L.LightningDataModule):
             scaffolds=scaffolds,
             descriptors=tuple(self.descriptor_names or ()),
             mol_arrays=(("fp", morgan_bits),) if self.want_fingerprints else (),
+            augment=augment,
         )
         features = featurize_cached(
             table_key(self.path, self.smiles_col),
@@ -143,6 +155,11 @@ class MoleculeDataModule(L.LightningDataModule):
             k: LabeledGraphs(feats.graphs, feats.graph_index, targets, rows, desc)
             for k, rows in self.split.items()
         }
+        if augment:  # item k of the train set is SMILES row split["train"][k]
+            rows = torch.as_tensor(self.split["train"], dtype=torch.long)
+            alternatives = [(f.graphs, f.graph_index[rows]) for f in features.augment]
+            self.augmented = AugmentedGraphs(self.datasets["train"], alternatives)
+            self.constructions = [self.spec.construction, *(a.construction for a in augment)]
         log.info(
             "%s: %d rows, %d usable, %d invalid; split %s",
             self.path,
@@ -174,7 +191,12 @@ class MoleculeDataModule(L.LightningDataModule):
         return graph_loader(self.datasets[key], self.batch_size, shuffle, self.num_workers, drop_last)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        if self.augmented is None:
+            return self._loader("train", shuffle=True)
+        dataset = self.augmented  # one construction per molecule per epoch (0 = main)
+        sampler = ConstructionSampler(len(dataset), range(len(self.constructions)), self.augment_seed)
+        drop_last = len(dataset) % self.batch_size == 1
+        return graph_loader(dataset, self.batch_size, False, self.num_workers, drop_last, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("valid", shuffle=False)

@@ -33,25 +33,28 @@ log = logging.getLogger(__name__)
 class Products:
     """What a run computes for each SMILES. ``spec``: packed graphs (None: no graphs); ``scaffolds``:
     Bemis-Murcko scaffold SMILES; ``descriptors``: RDKit descriptor names; ``canonical``: stereo-free
-    canonical SMILES; ``mol_arrays``: (name, module-level function Mol -> np.ndarray) pairs."""
+    canonical SMILES; ``mol_arrays``: (name, module-level function Mol -> np.ndarray) pairs; ``augment``: the
+    specs of more graph constructions of each molecule (``molgnn.data.augment``), packed like ``spec``'s."""
 
     spec: FeaturizerSpec | None = None
     scaffolds: bool = False
     descriptors: tuple[str, ...] = ()
     canonical: bool = False
     mol_arrays: tuple[tuple[str, Callable], ...] = ()
+    augment: tuple[FeaturizerSpec, ...] = ()
 
     def fingerprint(self) -> str:
         """Changes whenever the spec or the product set changes (cache file names)."""
-        text = json.dumps(
-            [
-                self.spec.fingerprint() if self.spec else None,
-                self.scaffolds,
-                list(self.descriptors),
-                self.canonical,
-                [(n, f"{f.__module__}.{f.__qualname__}") for n, f in self.mol_arrays],
-            ]
-        )
+        parts = [
+            self.spec.fingerprint() if self.spec else None,
+            self.scaffolds,
+            list(self.descriptors),
+            self.canonical,
+            [(n, f"{f.__module__}.{f.__qualname__}") for n, f in self.mol_arrays],
+        ]
+        if self.augment:  # appended only when asked for: older cache names hold
+            parts.append([s.fingerprint() for s in self.augment])
+        text = json.dumps(parts)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -59,13 +62,15 @@ class Products:
 class Features:
     """Products of R SMILES (None where not asked for). ``graphs``: FeaturizedSmiles; ``scaffolds`` /
     ``canonical``: list[str] [R] ("" where unparsable); ``descriptors``: float32 [R, D] (NaN rows where
-    unparsable); ``arrays``: name -> list [R] of np.ndarray (None where unparsable)."""
+    unparsable); ``arrays``: name -> list [R] of np.ndarray (None where unparsable); ``augment``: one
+    FeaturizedSmiles per ``Products.augment`` spec."""
 
     graphs: FeaturizedSmiles | None = None
     scaffolds: list[str] | None = None
     descriptors: np.ndarray | None = None
     canonical: list[str] | None = None
     arrays: dict[str, list] = field(default_factory=dict)
+    augment: list[FeaturizedSmiles] = field(default_factory=list)
 
 
 def canonical_key(mol: Chem.Mol) -> str:
@@ -76,7 +81,8 @@ def canonical_key(mol: Chem.Mol) -> str:
 def featurize_job(smiles: Sequence, products: Products) -> dict:
     """Worker job (numpy only: safe in forked workers): parse each of R SMILES once -> {"graphs": packed
     numpy (``graphs.pack_numpy``), "scaffolds": list[str] [R], "descriptors": float32 [R, D], "canonical":
-    list[str] [R], <array name>: list [R]}, each key present when asked for."""
+    list[str] [R], <array name>: list [R], "augment": [packed numpy per augment spec]}, each key present
+    when asked for."""
     p = products
     out: dict[str, list] = {
         k: []
@@ -89,6 +95,7 @@ def featurize_job(smiles: Sequence, products: Products) -> dict:
         if on
     }
     out.update({name: [] for name, _ in p.mol_arrays})
+    augment: list[list] = [[] for _ in p.augment]
     blank = np.full(len(p.descriptors), np.nan)
     for s in smiles:
         mol = parse_smiles(s)
@@ -103,8 +110,12 @@ def featurize_job(smiles: Sequence, products: Products) -> dict:
             out["descriptors"].append(mol_descriptors(mol, p.descriptors) if ok else blank)
         for name, fn in p.mol_arrays:
             out[name].append(fn(mol) if ok else None)
+        for results, spec in zip(augment, p.augment):  # the same molecule under another construction
+            results.append(mol_to_arrays(mol, spec) if ok else mol)
     if p.spec is not None:
         out["graphs"] = pack_numpy(out["graphs"], p.spec)
+    if p.augment:
+        out["augment"] = [pack_numpy(results, spec) for results, spec in zip(augment, p.augment)]
     if p.descriptors:
         out["descriptors"] = finite_float32(np.reshape(out["descriptors"], (len(smiles), len(p.descriptors))))
     return out
@@ -128,6 +139,10 @@ def featurize(smiles: Sequence, products: Products, num_workers: int | None = No
             else np.zeros((0, len(products.descriptors)), np.float32)
         )
     out.arrays = {name: [a for part in parts for a in part[name]] for name, _ in products.mol_arrays}
+    out.augment = [
+        concat_chunks([from_numpy(part["augment"][i]) for part in parts], spec)
+        for i, spec in enumerate(products.augment)
+    ]
     return out
 
 
@@ -156,7 +171,8 @@ def _describe(products: Products) -> str:
         (f"{len(products.descriptors)} descriptors", products.descriptors),
         ("canonical", products.canonical),
     ]
-    return ", ".join([n for n, on in names if on] + [n for n, _ in products.mol_arrays])
+    augment = [f"{s.construction} graphs" for s in products.augment]
+    return ", ".join([n for n, on in names if on] + [n for n, _ in products.mol_arrays] + augment)
 
 
 def _save(features: Features, path: Path) -> None:
@@ -166,6 +182,7 @@ def _save(features: Features, path: Path) -> None:
         "canonical": features.canonical,
         "descriptors": None if features.descriptors is None else torch.from_numpy(features.descriptors),
         "arrays": {k: _pack_rows(v) for k, v in features.arrays.items()},
+        "augment": [f.to_blob() for f in features.augment],
     }
     torch.save(blob, path)
 
@@ -199,12 +216,12 @@ def _load(path: Path, rows: int) -> Features:
         None if blob["descriptors"] is None else blob["descriptors"].numpy(),
         blob["canonical"],
         {k: _unpack_rows(v) for k, v in blob["arrays"].items()},
+        [FeaturizedSmiles.from_blob(b) for b in blob.get("augment", [])],
     )
     lengths = {
         len(x) for x in (out.scaffolds, out.canonical, out.descriptors, *out.arrays.values()) if x is not None
     }
-    if out.graphs is not None:
-        lengths.add(out.graphs.graph_index.numel())
+    lengths |= {g.graph_index.numel() for g in [out.graphs, *out.augment] if g is not None}
     if lengths - {rows}:
         raise ValueError(f"cache holds {sorted(lengths)} rows, the data has {rows}")
     return out

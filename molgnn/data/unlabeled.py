@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.loader import DataLoader
 
+from molgnn.data.augment import AugmentedGraphs, ConstructionSampler, augment_specs
 from molgnn.data.engine import Products, featurize, featurize_cached
 from molgnn.data.graphs import PackedGraphs, table_key
 from molgnn.data.loader import graph_loader
@@ -94,7 +95,10 @@ class UnlabeledDataModule(L.LightningDataModule):
     ``max_molecules``: use a seeded random sample of this many rows (null: all). ``exclude``: list of
     ``{path, smiles_col, split_path, keys}``; corpus molecules whose stereo-free canonical SMILES match are
     dropped (and counted in ``num_excluded``); ``exclude_enabled=False`` switches this off. ``descriptors``: attach standardized RDKit 2D descriptors
-    (scaler fitted on the training rows) as ``data.desc``.
+    (scaler fitted on the training rows) as ``data.desc``. ``augment`` (``graph.augment``): constructions that
+    share the main spec's embedding tables, built from the same parse; each item then also carries the
+    molecule under one of them as ``view_*`` (``molgnn.data.augment.PairData``; drawn per molecule per epoch,
+    validation included), the agreement objective's second view.
     """
 
     def __init__(
@@ -116,6 +120,7 @@ class UnlabeledDataModule(L.LightningDataModule):
         descriptors: bool = False,
         descriptor_names: list[str] | None = None,
         descriptor_clip: float = 6.0,
+        augment: list[str] | None = None,
     ):
         super().__init__()
         self.path, self.spec, self.smiles_col = Path(path), spec, smiles_col
@@ -129,6 +134,8 @@ class UnlabeledDataModule(L.LightningDataModule):
         self.descriptor_names = check_names(descriptor_names) if descriptors else None
         self.descriptor_scaler: DescriptorScaler | None = None
         self.num_excluded = self.num_failed = 0
+        self.augment = [str(a) for a in ([augment] if isinstance(augment, str) else augment or [])]
+        self.paired: dict[str, AugmentedGraphs] = {}
         self._ready = False
 
     @property
@@ -146,12 +153,16 @@ class UnlabeledDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
             return
+        augment = augment_specs(self.spec, self.augment)  # refused before any work
         smiles = self._sample(read_smiles_column(self.path, self.smiles_col))
         if not smiles:
             raise InputFileError(f"{self.path}: no SMILES rows")
         key = f"{table_key(self.path, self.smiles_col)}-n{len(smiles)}-s{self.seed if self.max_molecules else 0}"
         products = Products(
-            self.spec, canonical=bool(self.exclude), descriptors=tuple(self.descriptor_names or ())
+            self.spec,
+            canonical=bool(self.exclude),
+            descriptors=tuple(self.descriptor_names or ()),
+            augment=augment,
         )
         feats = featurize_cached(
             key, smiles, products, self.cache_dir, self.featurize_workers
@@ -176,6 +187,14 @@ class UnlabeledDataModule(L.LightningDataModule):
             else None
         )
         self.datasets = {k: UnlabeledGraphs(self.graphs, graph_index[v], desc) for k, v in split.items()}
+        self.constructions = [self.spec.construction, *(a.construction for a in augment)]
+        if augment:  # item k of a split is SMILES row split[key][k]
+            self.paired = {
+                k: AugmentedGraphs(
+                    self.datasets[k], [(f.graphs, f.graph_index[v]) for f in feats.augment], "pair"
+                )
+                for k, v in split.items()
+            }
         self.num_molecules = int(rows.numel())
         log.info(
             "%s: %d SMILES, %d unparsable, %d excluded (benchmark molecules), %d used (%d train, %d val)",
@@ -216,13 +235,18 @@ class UnlabeledDataModule(L.LightningDataModule):
             "excluded": self.num_excluded,
             "exclude_files": [str(e["path"]) for e in self.exclude],
             "descriptors": list(self.descriptor_scaler.names) if self.descriptor_scaler else None,
+            **({"augment": self.constructions[1:]} if self.paired else {}),
         }
 
     def _loader(self, key: str, shuffle: bool) -> DataLoader:
         drop_last = (
             shuffle and len(self.datasets[key]) > self.batch_size
         )  # no 1-graph batches for contrastive
-        return graph_loader(self.datasets[key], self.batch_size, shuffle, self.num_workers, drop_last)
+        if not self.paired:
+            return graph_loader(self.datasets[key], self.batch_size, shuffle, self.num_workers, drop_last)
+        dataset = self.paired[key]  # second views: an augment construction (1..C) per molecule per epoch
+        sampler = ConstructionSampler(len(dataset), range(1, len(self.constructions)), self.seed, shuffle)
+        return graph_loader(dataset, self.batch_size, False, self.num_workers, drop_last, sampler=sampler)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
