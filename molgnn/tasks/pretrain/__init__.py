@@ -1,6 +1,7 @@
 """Self-supervised pretraining: batch corruptions (augment), objectives with pretext heads, PretrainTask."""
 
 from molgnn.tasks.pretrain.objectives import (
+    Agreement,
     AttributeMasking,
     Contrastive,
     DescriptorPrediction,
@@ -8,4 +9,11 @@ from molgnn.tasks.pretrain.objectives import (
 )
 from molgnn.tasks.pretrain.task import PretrainTask
 
-__all__ = ["AttributeMasking", "Contrastive", "DescriptorPrediction", "PretrainContext", "PretrainTask"]
+__all__ = [
+    "Agreement",
+    "AttributeMasking",
+    "Contrastive",
+    "DescriptorPrediction",
+    "PretrainContext",
+    "PretrainTask",
+]

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from molgnn.data.augment import view_batch
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.tasks.pretrain.augment import (
     drop_edges,
@@ -124,6 +125,30 @@ class Contrastive(nn.Module):
         z2 = F.normalize(self.projection(encoder.embed(self.view(batch))), dim=1)
         loss, acc = nt_xent(z1, z2, self.temperature)
         return loss, {"pair_acc": acc}
+
+
+class Agreement(Contrastive):
+    """Cross-construction agreement (docs/graphs.md): the two views of each molecule are its main graph and
+    its graph under another construction (``graph.augment``: ``batch.view_*``, ``molgnn.data.augment``),
+    NT-Xent over projected graph embeddings, so the embedding stops depending on how the molecule was written
+    down. ``corrupt``: also apply ``Contrastive``'s atom masking and bond/subgraph removal to each view."""
+
+    def __init__(self, context: PretrainContext, corrupt: bool = False, **contrastive):
+        super().__init__(context, **contrastive)
+        self.corrupt = corrupt
+
+    def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if getattr(batch, "view_x", None) is None:
+            raise ValueError(
+                "the agreement objective needs a second construction of each molecule: set graph.augment, "
+                "e.g. graph.augment=[explicit_h,kekule]"
+            )
+        views = (batch, view_batch(batch))
+        if self.corrupt:
+            views = tuple(self.view(v) for v in views)
+        z1, z2 = (F.normalize(self.projection(encoder.embed(v)), dim=1) for v in views)
+        loss, acc = nt_xent(z1, z2, self.temperature)
+        return loss, {"pair_acc": acc, "cosine": (z1 * z2).sum(1).mean()}
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
