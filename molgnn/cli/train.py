@@ -8,6 +8,7 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -22,6 +23,7 @@ from molgnn.cli import (
 from molgnn.cli.report import clean_metrics, parity_plot, write_invalid_rows, write_json, write_predictions
 from molgnn.cli.calibration_report import calibrate_run
 from molgnn.cli.diagnose import diagnose_run
+from molgnn.cli.sweep import objective
 from molgnn.tasks.embeddings import maybe_precompute
 from molgnn.tasks.timing import EpochTimer
 from molgnn.uncertainty.settings import UncertaintySettings
@@ -107,7 +109,9 @@ def _write_test_predictions(trainer, task, datamodule, out_dir: Path) -> None:
 @user_errors_as_one_line("molgnn-train")
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg, HydraConfig.get().runtime.output_dir)
-    return metrics.get("val/rmse")
+    if HydraConfig.get().mode == RunMode.MULTIRUN:  # a sweeper minimizes it: a finite float or a clear error
+        return objective(metrics, cfg.monitor)
+    return metrics.get(cfg.monitor)
 
 
 if __name__ == "__main__":
