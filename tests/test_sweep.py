@@ -185,3 +185,22 @@ def test_best_config_is_the_trial_with_the_best_params_and_value(tmp_path):
     cfg = OmegaConf.load(best)
     assert cfg.seed == 1 and list(cfg.defaults) == [{"hydra": "default"}, "_self_"]
     assert "encoder.dropout=0.1 task.optimizer.lr=0.001 data=csv" in best.read_text()
+
+
+def test_slurm_launcher_composes_from_the_plugin_config():
+    # hydra/launcher=submitit_slurm is the plugin's own config (no SLURM here: composed, not launched)
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            ["hparams_search=dmpnn_optuna", "hydra/launcher=submitit_slurm", "hydra.launcher.partition=cpu"],
+            return_hydra_config=True,
+        )
+    GlobalHydra.instance().clear()
+    assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert cfg.hydra.launcher.partition == "cpu"
+    assert cfg.hydra.sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.sweeper.direction == "minimize"
+    assert cfg.hydra.callbacks.best_config._target_ == "molgnn.cli.sweep.WriteBestConfig"
