@@ -176,7 +176,7 @@ def test_agreement_loss_is_finite_and_decreases(paired_corpus, family):
 def test_agreement_without_augment_says_what_to_set(fixtures, tmp_path):
     encoder = DMPNNEncoder(SPEC, hidden_dim=16, num_layers=1)
     batch = next(iter(_plain_corpus(tmp_path).train_dataloader()))
-    with pytest.raises(ValueError, match="graph.augment"):
+    with pytest.raises(MolgnnError, match="graph.augment"):
         Agreement(PretrainContext(encoder.out_dim, SPEC))(encoder, batch)
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from molgnn.data.augment import view_batch
+from molgnn.errors import MolgnnError
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.tasks.pretrain.augment import (
     drop_edges,
@@ -139,7 +140,7 @@ class Agreement(Contrastive):
 
     def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if getattr(batch, "view_x", None) is None:
-            raise ValueError(
+            raise MolgnnError(  # a config fix, printed as one line by the CLI
                 "the agreement objective needs a second construction of each molecule: set graph.augment, "
                 "e.g. graph.augment=[explicit_h,kekule]"
             )
