@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import FIXTURES
+from conftest import FIXTURES, TINY_ESOL
 from molgnn.data.augment import ConstructionSampler, augment_specs, compatible
 from molgnn.data.datamodule import MoleculeDataModule
 from molgnn.data.engine import Products, featurize_cached
@@ -201,3 +201,15 @@ def test_agreement_config_composes(compose):
     train = compose("train", ["graph=kekule", "graph.augment=[atoms]"])
     assert list(train.data.augment) == ["atoms"] and train.data.augment_seed == train.seed
     assert instantiate(train.encoder).spec == construction_spec("kekule")
+
+
+def test_augment_with_precomputed_frozen_embeddings_is_refused(compose, tmp_path):
+    from molgnn.cli.train import train
+    from molgnn.errors import MolgnnError
+
+    cfg = compose(
+        "train",
+        [*TINY_ESOL, "graph.augment=[kekule]", "task.freeze_encoder=true", "task.precompute_embeddings=true"],
+    )
+    with pytest.raises(MolgnnError, match=r"graph.augment=\['kekule'\] has no effect with task.precompute"):
+        train(cfg, tmp_path / "run")

@@ -17,6 +17,8 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 from torch_geometric.loader import DataLoader as GraphLoader
 
+from molgnn.errors import MolgnnError
+
 log = logging.getLogger(__name__)
 
 
@@ -133,5 +135,10 @@ def maybe_precompute(task: L.LightningModule, datamodule: L.LightningDataModule)
     """The data module to train ``task`` on: wrapped in ``EmbeddingDataModule`` when the task asks for
     precomputed embeddings, else unchanged."""
     if getattr(task, "precompute_embeddings", False):
+        if getattr(datamodule, "augment", None):
+            raise MolgnnError(
+                f"graph.augment={datamodule.augment} has no effect with task.precompute_embeddings=true (the "
+                "frozen encoder embeds each molecule once, in its main construction): drop one of the two"
+            )
         return EmbeddingDataModule(datamodule, task.encoder)
     return datamodule
