@@ -120,10 +120,13 @@ def test_loader_draws_a_seeded_construction_per_molecule_per_epoch(tmp_path):
 
 def test_tiny_augmented_run_saves_reloads_and_predicts_on_its_construction(train_tiny):
     import molgnn
+    from molgnn.weights import read_weights
 
     run = train_tiny("augment", "graph.augment=[explicit_h,kekule]", "uncertainty=none")
     model = molgnn.load(run / "checkpoints" / "best.ckpt")
     assert model.spec == SPEC  # the main construction
+    header = read_weights(run / "checkpoints" / "best.ckpt").header
+    assert header["heads"][0]["graph_augment"] == ["explicit_h", "kekule"]  # recorded, not used to predict
     written = pd.read_csv(run / "test_predictions.csv")
     again = model.predict(written["smiles"].tolist(), uncertainty=False)
     np.testing.assert_allclose(

@@ -215,6 +215,9 @@ class RegressionTask(L.LightningModule):
             head["variance"] = True  # the head's output is [mean (T), raw variance (T)]
         if self.descriptor_scaler is not None:
             head["descriptors"] = self.descriptor_scaler.to_dict()
+        augment = getattr(getattr(self._trainer, "datamodule", None), "augment", None)
+        if augment:  # constructions mixed into training (graph.augment); prediction uses the spec's own
+            head["graph_augment"] = list(augment)
         checkpoint["molgnn"] = make_header(
             "model", self.encoder, heads=[head], pretraining=self.encoder.pretraining
         )
