@@ -16,10 +16,18 @@ settings, checked against ``<output>.parts/meta.json``) and predicts only the mi
 lost or duplicated. Sharding: rank r of W predicts chunks k with k % W == r into the same parts folder and
 marks ``rank-r-of-W.done``; rank 0 waits for every rank and merges (``merge_parts``). ``predict_file``
 (driver) runs it all; ``conf/predict.yaml`` is checked against ``PredictConfig`` (config) when composed.
+
+Beyond one machine: ``cluster.scheduler=tcp://host:8786`` (or ``cluster.local_workers=N``) runs one Dask task
+per chunk (``cluster``: the client reads the chunks above, workers featurize + predict, the client commits
+the parts and merges; a killed worker's task is rerun, committed chunks are never recomputed). A file set
+(``input.path`` a list or glob) is planned up front (``plan``): one output per file in the folder
+``output_path``, each with its own parts store.
 """
 
-from molgnn.predict.config import InputConfig, PredictConfig, predict_arguments
+from molgnn.predict.cluster import cluster_enabled, predict_chunk, predict_on_cluster
+from molgnn.predict.config import ClusterConfig, InputConfig, PredictConfig, predict_arguments
 from molgnn.predict.driver import FORMATS, PredictSummary, predict_file, resolve_format
+from molgnn.predict.plan import FilePlan, input_files, output_paths, plan_file
 from molgnn.predict.featurize import JOB_ROWS, featurize_job, featurized_chunks, iter_batches
 from molgnn.predict.infer import frame_columns, output_frame, predict_jobs
 from molgnn.predict.parts import (
@@ -35,6 +43,14 @@ from molgnn.predict.readers import count_rows, input_columns, read_chunks
 
 __all__ = [
     "FORMATS",
+    "ClusterConfig",
+    "FilePlan",
+    "cluster_enabled",
+    "input_files",
+    "output_paths",
+    "plan_file",
+    "predict_chunk",
+    "predict_on_cluster",
     "JOB_ROWS",
     "InputConfig",
     "PredictConfig",

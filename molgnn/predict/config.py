@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 SCHEMA = "predict_schema"
 
@@ -18,14 +18,24 @@ SCHEMA = "predict_schema"
 class InputConfig:
     """The SMILES file: ``path`` (.csv/.tsv with a header, .smi/.txt, optionally .gz), ``smiles_col``."""
 
-    path: str = MISSING
+    path: Any = MISSING  # a file, a glob pattern or a list of them (a file set: output_path is then a folder)
     smiles_col: str = "smiles"
+
+
+@dataclass
+class ClusterConfig:
+    """Dask execution (``molgnn.predict.cluster``): ``scheduler`` (address of a running cluster) or
+    ``local_workers`` (start a LocalCluster); both unset: this machine only."""
+
+    scheduler: str | None = None
+    local_workers: int = 0
+    retries: int = 2
 
 
 @dataclass
 class PredictConfig:
     """Every key of ``conf/predict.yaml`` with its type and default (comments there). ``ckpt_path``: one
-    path or a list of them (an ensemble), hence ``Any``; ``rank`` / ``world_size`` are interpolations of
+    path or a list of them (an ensemble), hence ``Any`` (``input.path`` likewise: a file set); ``rank`` / ``world_size`` are interpolations of
     RANK / WORLD_SIZE decoded to int (checked as int when read)."""
 
     task_name: str = "predict"
@@ -45,15 +55,29 @@ class PredictConfig:
     shard_timeout_s: float = 86400.0
     uncertainty: bool = True
     interval_level: float | None = None
+    cluster: ClusterConfig | None = field(default_factory=ClusterConfig)
 
 
 ConfigStore.instance().store(name=SCHEMA, node=PredictConfig)
-_NOT_ARGUMENTS = ("task_name", "ckpt_path", "input")  # no keyword of predict_file, or one it takes as is
+_NOT_ARGUMENTS = (
+    "task_name",
+    "ckpt_path",
+    "input",
+    "cluster",
+)  # no keyword of predict_file, or one it takes as is
 
 
 def predict_arguments(cfg: DictConfig) -> dict[str, Any]:
     """A composed (schema-checked) predict config -> ``predict_file`` keyword arguments (plain Python values;
     ``ckpt_path`` a str or list[str])."""
     ckpt = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
+    path = [str(p) for p in cfg.input.path] if isinstance(cfg.input.path, ListConfig) else str(cfg.input.path)
     values = {f.name: cfg[f.name] for f in fields(PredictConfig) if f.name not in _NOT_ARGUMENTS}
-    return {**values, "ckpt_path": ckpt, "input_path": cfg.input.path, "smiles_col": cfg.input.smiles_col}
+    cluster = OmegaConf.to_container(cfg.cluster) if cfg.get("cluster") is not None else None
+    return {
+        **values,
+        "ckpt_path": ckpt,
+        "input_path": path,
+        "smiles_col": cfg.input.smiles_col,
+        "cluster": cluster,
+    }
