@@ -194,3 +194,12 @@ def test_deep_encoder_pretrains_and_exports(compose, tmp_path):
     encoder = load_encoder(tmp_path / "pre" / "encoder.pt", expect_spec=SPEC)
     assert encoder.args["num_layers"] == 8 and encoder.args["virtual_node"] and encoder.args["jk"] == "max"
     assert len(encoder.layer_states(_batch())) == 9
+
+
+def test_pair_norm_leaves_molecules_distinct_under_a_mean_readout():
+    torch.manual_seed(0)
+    encoder = GINEEncoder(
+        SPEC, hidden_dim=16, num_layers=3, residual=False, pair_norm=True, readout="mean"
+    ).eval()
+    h = encoder(_batch())
+    assert h.std(dim=0).max() > 1e-3  # not one vector (zero) for every molecule

@@ -110,9 +110,9 @@ class GINEEncoder(Encoder):
         for i, (conv, bond_emb, norm) in enumerate(zip(self.convs, self.bond_embeddings, self.norms)):
             x = h if g is None else h + g[batch.batch]
             out = norm(conv(x, edge_index, bond_emb(edge_attr)))
-            if self.pair_norm is not None:
-                out = self.pair_norm(out, batch.batch, batch.num_graphs)
-            if i < last:
+            if i < last:  # between layers only: PairNorm centres each molecule, so after the last layer a
+                if self.pair_norm is not None:  # mean readout would be zero for every molecule
+                    out = self.pair_norm(out, batch.batch, batch.num_graphs)
                 out = torch.relu(out)
             out = self.dropout(out)
             h = h + out if self.args["residual"] else out
