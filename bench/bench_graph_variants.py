@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, dataset_overrides, markdown_table, run_train  # noqa: E402
+from common import add_grid_arguments, dataset_overrides, markdown_table, run_grid_and_report, run_train  # noqa: E402
 
 CONSTRUCTIONS = ("atoms", "explicit_h", "kekule")  # the set sharing molgnn's v1 embedding tables
 DATASETS = ("esol", "lipophilicity", "adme_sol", "adme_hlm")
@@ -204,17 +203,8 @@ def main() -> None:
         choices=list(CONSTRUCTIONS),
         help="main construction(s) of the variant-tolerant models (default: atoms)",
     )
-    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0")) or None)
-    p.add_argument("--out", type=Path, default=ROOT / "bench_runs" / "graph_variants")
-    p.add_argument("--results", type=Path, default=None, help="also write the report here (markdown)")
-    p.add_argument("--report-only", action="store_true")
-    args = p.parse_args()
-    if not args.report_only:
-        run_grid(args)
-    text = report(args.out)
-    print(text)
-    if args.results:
-        args.results.write_text(text + "\n")
+    add_grid_arguments(p, "graph_variants")
+    run_grid_and_report(p.parse_args(), run_grid, report)
 
 
 if __name__ == "__main__":

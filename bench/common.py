@@ -89,3 +89,21 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def add_grid_arguments(p, out_name: str) -> None:
+    """The arguments every resumable grid benchmark shares (threads, run folder, results file, report-only)."""
+    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0")) or None)
+    p.add_argument("--out", type=Path, default=ROOT / "bench_runs" / out_name)
+    p.add_argument("--results", type=Path, default=None, help="also write the report here (markdown)")
+    p.add_argument("--report-only", action="store_true")
+
+
+def run_grid_and_report(args, run_grid, report) -> None:
+    """Run the missing cells (unless --report-only), print the report, and write it to --results."""
+    if not args.report_only:
+        run_grid(args)
+    text = report(args.out)
+    print(text)
+    if args.results:
+        args.results.write_text(text + "\n")
