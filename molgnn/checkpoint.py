@@ -6,8 +6,8 @@ Header (``ckpt["molgnn"]``)::
     kind: "encoder" | "pretrain" | "model" | "bundle" | "ensemble"
     spec: FeaturizerSpec.to_dict()
     encoder: {"family": str, "args": {...}, "fingerprint": str}
-    heads: [{"name": str, "family": str, "args": {...}, "target_names": [...], "scaler": {"mean", "std"},
-             "encoder_fingerprint": str}]        (model / bundle)
+    heads: [{"name": str, "family": str, "args": {...}, "target_names": [...], "scaler": {"mean", "std"
+             [, "transforms": [T] (molgnn.data.target_transform)]}, "encoder_fingerprint": str}]        (model / bundle)
     pretraining: {...} | None    objective, corpus (encoder files)
     versions: {"molgnn", "torch", "torch_geometric", "rdkit"}
 
@@ -62,12 +62,17 @@ def encoder_header(encoder: nn.Module) -> dict:
 
 
 def head_header(name: str, head: nn.Module, target_names: list[str], scaler, encoder_fp: str) -> dict:
+    """A head's header entry; ``scaler``: anything with mean / std [T] (and ``transforms``, a TargetScaler's
+    per-target transform records, written only when set, so files without one keep the old layout)."""
+    scale = {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()}
+    if getattr(scaler, "transforms", None) is not None:
+        scale["transforms"] = scaler.transforms
     return {
         "name": name,
         "family": head.family,
         "args": dict(head.args),
         "target_names": list(target_names),
-        "scaler": {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()},
+        "scaler": scale,
         "encoder_fingerprint": encoder_fp,
     }
 

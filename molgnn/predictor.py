@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from molgnn.chemprop_file import chemprop_predictor
+from molgnn.data.scaler import TargetScaler
 from molgnn.checkpoint import load_state_strict, loaded_encoder, loaded_head, sub_state
 from molgnn.errors import CheckpointError
 from molgnn.featurize.descriptors import DescriptorScaler
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 
 class Predictor(nn.Module):
-    """encoder(batch) -> h [B, d]; head_i([h || desc_i]) * std_i + mean_i -> float [B, sum_i T_i].
+    """encoder(batch) -> h [B, d]; t_i^-1(head_i([h || desc_i]) * std_i + mean_i) -> float [B, sum_i T_i]
+    (``t_i``: the head's target transform, identity for files without one).
 
     ``columns``: one output column name per predicted value (the target names; ``<head>/<target>`` when
     two heads share a target name); ``qualified_columns``: always ``<head>/<target>``. Heads trained with
@@ -46,13 +48,8 @@ class Predictor(nn.Module):
         self.path, self.encoder, self.heads = path, encoder, nn.ModuleList(heads)
         self.domain = domain  # DomainIndex of the training molecules (calibrated model files), else None
         self.head_headers = head_headers
-        for i, h in enumerate(head_headers):
-            self.register_buffer(
-                f"mean{i}", torch.tensor(h["scaler"]["mean"], dtype=torch.float32), persistent=False
-            )
-            self.register_buffer(
-                f"std{i}", torch.tensor(h["scaler"]["std"], dtype=torch.float32), persistent=False
-            )
+        # each head's target scaler (+ transform), from the header; a plain list, so not part of the state dict
+        self.target_scalers = [TargetScaler.from_dict(h["scaler"]) for h in head_headers]
         self.descriptor_scalers = [
             DescriptorScaler.from_dict(h["descriptors"]) if h.get("descriptors") else None
             for h in head_headers
@@ -99,13 +96,14 @@ class Predictor(nn.Module):
         means, variances = [], []
         for i, (head, scaler) in enumerate(zip(self.heads, self._batch_scalers)):
             x = h if scaler is None else torch.cat([h, scaler.transform(batch.desc).to(h.dtype)], 1)
-            out, std = head(x).float(), getattr(self, f"std{i}")
+            out, scale = head(x).float(), self.target_scalers[i].to(h.device)
+            std = scale.std
             if self.head_headers[i].get("variance"):
                 out, raw = out.chunk(2, dim=1)
                 variances.append((torch.nn.functional.softplus(raw) + 1e-6) * std**2)
             else:
                 variances.append(torch.full_like(out, float("nan")))
-            means.append(out * std + getattr(self, f"mean{i}"))
+            means.append(scale.inverse(out))  # original units: standardization and transform undone
         result = {"mean": torch.cat(means, dim=1), "var": torch.cat(variances, dim=1)}
         if self.domain is not None:
             result["distance"] = self.domain.distance(h)

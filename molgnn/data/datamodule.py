@@ -17,6 +17,7 @@ from molgnn.data.engine import Products, featurize_cached
 from molgnn.data.graphs import PackedGraphs, table_key
 from molgnn.data.loader import graph_loader
 from molgnn.data.scaler import TargetScaler
+from molgnn.data.target_transform import fit_target_transforms, resolve_kinds
 from molgnn.data.table import read_labeled_table
 from molgnn.errors import InputFileError
 from molgnn.featurize.descriptors import DescriptorScaler, check_names
@@ -87,6 +88,7 @@ class MoleculeDataModule(L.LightningDataModule):
         fingerprints: bool = True,
         augment: list[str] | None = None,
         augment_seed: int = 0,
+        target_transform: str | list[str] | None = "none",
     ):
         super().__init__()
         target_cols = (
@@ -102,12 +104,15 @@ class MoleculeDataModule(L.LightningDataModule):
         self.invalid_rows = pd.DataFrame(columns=["row", "line", "smiles", "reason"])
         self.augment = [str(a) for a in ([augment] if isinstance(augment, str) else augment or [])]
         self.augment_seed, self.augmented = int(augment_seed), None
+        self.target_transform = target_transform  # checked in setup (one line naming the key)
+        self.transform_scores: list[dict[str, float]] = []  # auto: per target, candidate -> validation NLL
         self._ready = False
 
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
             return
         augment = augment_specs(self.spec, self.augment)  # refused before any work
+        resolve_kinds(self.target_transform, self.target_cols)  # so is a bad data.target_transform
         table = read_labeled_table(self.path, self.smiles_col, self.target_cols)
         scaffolds = bool(getattr(self.splitter, "uses_scaffolds", False))
         products = Products(
@@ -146,7 +151,7 @@ class MoleculeDataModule(L.LightningDataModule):
             if not self.split[key]:
                 raise InputFileError(f"{self.path}: the {key} split is empty ({len(usable)} usable rows)")
         targets = torch.from_numpy(table.targets)
-        self.scaler = TargetScaler.fit(targets[self.split["train"]])
+        self.scaler = TargetScaler.fit(targets[self.split["train"]], self._fit_transforms(table))
         self.smiles, self.target_names = table.smiles, table.target_names
         desc = self._descriptors(features.descriptors) if self.descriptor_names else None
         if self.want_fingerprints:
@@ -169,6 +174,16 @@ class MoleculeDataModule(L.LightningDataModule):
             {k: len(v) for k, v in self.split.items()},
         )
         self._ready = True
+
+    def _fit_transforms(self, table) -> list[dict] | None:
+        """``data.target_transform`` fitted on the training rows (``auto``: chosen on the validation rows)."""
+        kinds = resolve_kinds(self.target_transform, self.target_cols)
+        if all(k == "none" for k in kinds):
+            return None
+        records, self.transform_scores = fit_target_transforms(
+            table.targets, self.split["train"], self.split["valid"], kinds, self.path, self.target_cols
+        )
+        return records
 
     def _descriptors(self, raw) -> torch.Tensor:
         """Raw descriptors float32 [R, D_all] -> standardized float32 [R, D]; the scaler is fitted on train rows."""
