@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("none", "log", "log1p", "yeo_johnson", "quantile")
 CHOICES = (*KINDS, "auto")
+MARGIN = 0.01  # auto: nats per validation value a transform must gain over none
 BOUNDS = 1e-7  # sklearn.preprocessing._data.BOUNDS_THRESHOLD: the quantile transform's clip
 
 
@@ -175,8 +176,10 @@ def held_out_nll(record: dict, y_train: np.ndarray, y_valid: np.ndarray) -> floa
 
 def auto(y_train: np.ndarray, y_valid: np.ndarray) -> tuple[dict, dict[str, float]]:
     """Choose one target's transform: every candidate (none; log if all training values > 0; log1p if all
-    > -1; yeo_johnson; quantile) fitted on y_train [N], scored with ``held_out_nll`` on y_valid [M]; the
-    lowest score wins (ties: the earlier, simpler candidate). Returns (record, {candidate: score})."""
+    > -1; yeo_johnson; quantile) fitted on y_train [N], scored with ``held_out_nll`` on y_valid [M]. The
+    lowest score wins if it beats ``none`` by at least ``MARGIN`` nats per validation value (a Yeo-Johnson
+    fitted to Gaussian data, lambda ~ 1, must not win on noise); ties go to the earlier, simpler candidate.
+    Returns (record, {candidate: score})."""
     records, scores = {}, {}
     for kind in KINDS:
         try:
@@ -185,7 +188,9 @@ def auto(y_train: np.ndarray, y_valid: np.ndarray) -> tuple[dict, dict[str, floa
             continue
         scores[kind] = held_out_nll(records[kind], y_train, y_valid) if len(y_valid) else math.inf
     best = min(scores, key=lambda k: (scores[k], KINDS.index(k)))
-    return (records[best] if math.isfinite(scores[best]) else {"kind": "none"}), scores
+    if not math.isfinite(scores[best]) or scores[best] > scores["none"] - MARGIN:
+        best = "none"
+    return records[best], scores
 
 
 def resolve_kinds(setting, target_cols: list[str]) -> list[str]:
