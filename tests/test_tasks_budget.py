@@ -69,10 +69,10 @@ def test_time_budget_sets_steps_and_anneals_the_schedule(max_epochs):
     assert max(model.lrs) > 0.1 * 0.9  # ... after passing its peak
 
 
-def test_time_budget_deadline_in_the_past_stops_after_the_probe():
+def test_time_budget_deadline_in_the_past_stops_after_one_step():
     budget = TimeBudget(deadline=time.time() - 1, probe_steps=5)
     trainer, _, _ = _fit(budget)
-    assert trainer.global_step == budget.plan["max_steps"] == 10 + 5  # warm-up + probe, nothing more
+    assert trainer.global_step == budget.plan["max_steps"] == 1  # no warm-up or probe past the deadline
 
 
 def test_max_epochs_that_come_first_still_get_an_annealed_schedule():
@@ -81,3 +81,10 @@ def test_max_epochs_that_come_first_still_get_an_annealed_schedule():
     assert budget.plan["budget_steps"] > budget.plan["max_steps"] == trainer.global_step == 8 * 8
     assert trainer.lr_scheduler_configs[0].scheduler.total_steps == 64
     assert model.lrs[-1] < 0.1 * 0.05  # annealed by the last step of the last epoch
+
+
+def test_a_probe_that_outlasts_the_budget_still_stops_at_the_deadline():
+    budget = TimeBudget(minutes=0.5 / 60, probe_steps=10_000)  # the probe alone would take 100 s
+    trainer, _, seconds = _fit(budget)
+    assert budget.plan["s_per_step"] is None and trainer.global_step == budget.plan["max_steps"]
+    assert seconds < 0.5 + 10 and trainer.global_step < 10_000

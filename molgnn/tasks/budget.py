@@ -24,6 +24,7 @@ class TimeBudget(Callback):
     validation, checkpointing and the final export. The plan (steps, seconds per step) is logged and kept
     in ``plan``. The trainer's own ``max_epochs``/``max_steps`` still stop a run earlier when they come first,
     and then the schedule is fitted to them instead (set ``max_epochs`` high to let the budget decide).
+    Steps so slow that the probe itself outlasts the budget stop at the deadline (no plan is made).
     """
 
     def __init__(
@@ -56,9 +57,14 @@ class TimeBudget(Callback):
             self._t_probe, self._step0 = time.time(), trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.time()
+        if not self.plan and now >= self._end_time():  # steps so slow that the probe outlasts the budget
+            trainer.should_stop = True
+            self.plan = {"s_per_step": None, "max_steps": trainer.global_step, "seconds_left": 0.0}
+            log.warning("time budget: spent before the %d-step probe ended; stopping", self.probe_steps)
+            return
         if self.plan or not self._t_probe or trainer.global_step < self._step0 + self.probe_steps:
             return
-        now = time.time()
         s_per_step = (now - self._t_probe) / (trainer.global_step - self._step0)
         left = max(0.0, (self._end_time() - now) * (1 - self.margin))
         fits = trainer.global_step + int(left / s_per_step)
