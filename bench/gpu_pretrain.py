@@ -153,7 +153,7 @@ def main() -> None:
     workers = os.cpu_count() or 1
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    probe = read_rows(args.corpus[0])[: 250 * workers]
+    probe = read_rows(args.corpus[0])[: 500 * workers]  # long enough to amortize the pool's start
     rate = molecules_per_second(probe, workers)
     n_extra = sum(len(read_rows(p)) for p in args.corpus[1:])
     n_first = int(rate * (60 * args.minutes * args.featurize_share - (time.time() - t0))) - n_extra
