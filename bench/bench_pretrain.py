@@ -100,7 +100,7 @@ def paired_table(results: dict, datasets: list[str], seeds: list[int]) -> str:
 
 
 def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
-    """Test RMSE of RidgeCV on frozen pretrained / random-init embeddings, Morgan bits and RDKit descriptors."""
+    """Validation and test RMSE of RidgeCV on frozen pretrained / random-init embeddings, Morgan bits and RDKit descriptors."""
     import json
 
     import pandas as pd
@@ -140,10 +140,14 @@ def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
             ]
         return torch.cat(parts).numpy()
 
-    def ridge(x: np.ndarray) -> float:
+    def rmse(x: np.ndarray, fit_rows: list[int], score_rows: list[int]) -> float:
         model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
-        model.fit(x[train], y[train])
-        return float(np.sqrt(np.mean((model.predict(x[test]) - y[test]) ** 2)))
+        model.fit(x[fit_rows], y[fit_rows])
+        return float(np.sqrt(np.mean((model.predict(x[score_rows]) - y[score_rows]) ** 2)))
+
+    def ridge(x: np.ndarray) -> list[str]:
+        """[validation RMSE (fit on train), test RMSE (fit on train + validation)]"""
+        return [f"{rmse(x, split['train'], split['valid']):.3f}", f"{rmse(x, train, test):.3f}"]
 
     torch.manual_seed(0)
     random_init = build_encoder(read_weights(encoder_path).molgnn_header())
@@ -152,12 +156,13 @@ def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
     raw = compute_descriptors(smiles, num_workers=0)
     desc = DescriptorScaler.fit(raw[train], [str(i) for i in range(raw.shape[1])]).transform(raw)
     rows = [
-        ["pretrained encoder (frozen)", f"{ridge(embed(load_encoder(encoder_path))):.3f}"],
-        ["same encoder, random init (frozen)", f"{ridge(embed(random_init)):.3f}"],
-        ["Morgan r=2, 2048 bits", f"{ridge(morgan):.3f}"],
-        ["RDKit 2D descriptors", f"{ridge(desc):.3f}"],
+        [f"{encoder_path.stem} (frozen)", *ridge(embed(load_encoder(encoder_path)))],
+        ["same encoder, random init (frozen)", *ridge(embed(random_init))],
+        ["Morgan r=2, 2048 bits", *ridge(morgan)],
+        ["RDKit 2D descriptors", *ridge(desc)],
     ]
-    return markdown_table([f"linear probe, {dataset} scaffold: features + RidgeCV", "test RMSE"], rows)
+    header = [f"linear probe, {dataset} scaffold: features + RidgeCV", "val RMSE", "test RMSE"]
+    return markdown_table(header, rows)
 
 
 def main() -> None:
