@@ -351,3 +351,26 @@ def test_make_corpus_names_the_bad_file_in_one_line(tmp_path):
         )
         assert proc.returncode != 0 and str(bad) in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out.csv.gz").exists()
+
+
+@pytest.mark.parametrize("construction", ["line_graph", "motifs", "explicit_h"])
+def test_attribute_masking_follows_the_graph_construction(fixtures, tmp_path, construction):
+    from molgnn.featurize.constructions import construction_spec
+
+    spec = construction_spec(construction)
+    dm = UnlabeledDataModule(
+        fixtures / "pretrain_200.csv", spec, smiles_col="SMILES", batch_size=64, featurize_workers=0,
+        cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    dm.setup()
+    encoder = DMPNNEncoder(spec, hidden_dim=32, num_layers=2)
+    objective = AttributeMasking(PretrainContext(encoder.out_dim, spec))
+    node_target = spec.atom_features[objective.atom_col].name
+    edge_target = spec.bond_features[objective.bond_col].name
+    # a line graph's nodes are bonds: they predict their bond type, and its edges (atoms) the element
+    expected = ("bond_type", "atomic_num") if construction == "line_graph" else ("atomic_num", "bond_type")
+    assert (node_target, edge_target) == expected
+    loss, logs = objective(encoder, next(iter(dm.train_dataloader())))
+    assert torch.isfinite(loss) and 0.0 <= float(logs["atom_acc"]) <= 1.0
+    loss.backward()
+    assert all(p.grad is not None for p in objective.atom_head.parameters())

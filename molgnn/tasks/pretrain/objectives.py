@@ -38,8 +38,18 @@ def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Module:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
 
 
-def _feature_index(vocabs, name: str) -> int:
+# what a node / an edge is asked to predict when not named: an atom's element, a bond's type; in the line
+# graph (docs/graphs.md) nodes are bonds and edges are atoms, so the two swap places
+NODE_TARGETS, EDGE_TARGETS = ("atomic_num", "bond_type"), ("bond_type", "atomic_num")
+
+
+def _feature_index(vocabs, name: str | None, preferred: tuple[str, ...] = ()) -> int:
+    """Column of feature ``name``, or (``name=None``) of the first of ``preferred`` the vocabs have."""
     names = [v.name for v in vocabs]
+    if name is None:
+        name = next((p for p in preferred if p in names), None)
+        if name is None:
+            raise ValueError(f"featurizer has none of {list(preferred)} to predict; it has {names}")
     if name not in names:
         raise ValueError(f"featurizer has no feature {name!r} to predict; it has {names}")
     return names.index(name)
@@ -48,21 +58,22 @@ def _feature_index(vocabs, name: str) -> int:
 class AttributeMasking(nn.Module):
     """Hu et al. 2020: mask ``mask_rate`` of the atoms (whole feature row -> unknown buckets) and the bonds
     touching them; predict the masked atoms' element (cross-entropy over the ``atom_target`` vocabulary) and,
-    with ``predict_bonds``, the masked bonds' type from the sum of their two atoms' embeddings."""
+    with ``predict_bonds``, the masked bonds' type from the sum of their two atoms' embeddings. Targets left
+    unnamed follow the graph: a line graph's nodes (bonds) predict their bond type, its edges the element."""
 
     def __init__(
         self,
         context: PretrainContext,
         mask_rate: float = 0.15,
         predict_bonds: bool = True,
-        atom_target: str = "atomic_num",
-        bond_target: str = "bond_type",
+        atom_target: str | None = None,
+        bond_target: str | None = None,
     ):
         super().__init__()
         spec = context.spec
         self.spec, self.mask_rate, self.predict_bonds = spec, mask_rate, predict_bonds
-        self.atom_col = _feature_index(spec.atom_features, atom_target)
-        self.bond_col = _feature_index(spec.bond_features, bond_target)
+        self.atom_col = _feature_index(spec.atom_features, atom_target, NODE_TARGETS)
+        self.bond_col = _feature_index(spec.bond_features, bond_target, EDGE_TARGETS)
         node_dim = context.dim
         self.atom_head = nn.Linear(node_dim, spec.atom_features[self.atom_col].size)
         self.bond_head = (
