@@ -9,9 +9,9 @@ build exactly Chemprop's network (same parameters, same outputs).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import JumpingKnowledge
-from torch_geometric.utils import scatter
 
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_pair_norm
@@ -101,37 +101,44 @@ class DMPNNEncoder(Encoder):
         )
         src, dst = edge_index
         num_nodes, graph_of = batch.x.size(0), batch.batch
-        h0 = self.input_atom(batch.x)[src] + self.input_bond(edge_attr) + self.input_bias
+        h0 = self.input_atom(batch.x).index_select(0, src) + self.input_bond(edge_attr) + self.input_bias
         h = torch.relu(h0)
-        reverse = torch.arange(h.size(0), device=h.device) ^ 1
+        reverse = torch.arange(h.size(0), device=h.device) ^ 1  # bond k is edges 2k and 2k + 1
         g = self.virtual_node.initial(batch.num_graphs, h) if self.args["virtual_node"] else None
         states = [h]
         for _ in range(self.args["num_layers"] - 1):
-            incoming = scatter(h, dst, dim=0, dim_size=num_nodes, reduce="sum")  # sum of edges into each atom
+            incoming = _sum_into(h, dst, num_nodes)  # sum of edges into each atom
             if g is not None:
                 incoming = incoming + g[graph_of]
-            new = torch.relu(h0 + self.message(incoming[src] - h[reverse]))
+            # h0 + W_h (incoming[src] - h[reverse]) in one GEMM; the reverse edge's state is subtracted in place
+            # (index_add_ with alpha -1: row e ^ 1 loses h[e]), no [E, d] gather of h[reverse]
+            message = incoming.index_select(0, src).index_add_(0, reverse, h, alpha=-1)
+            new = torch.relu_(_add_linear(h0, message, self.message.weight))
             if self.pair_norm is not None:
                 new = self.pair_norm(new, graph_of[src], batch.num_graphs)
             new = self.dropout(new)
             h = h + new if self.args["residual"] else new
             if g is not None:
-                g = self.virtual_node.update(g, scatter(h, dst, dim=0, dim_size=num_nodes), graph_of, 0)
+                g = self.virtual_node.update(g, _sum_into(h, dst, num_nodes), graph_of, 0)
             states.append(h)
         return states, dst
 
-    def _atom_states(self, batch) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Per-step atom sums of incoming edge states (num_layers x float [N, d]) and atom outputs [N, d]."""
+    def _atom_states(self, batch, every_step: bool = False) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Atom sums of incoming edge states (each step's with ``every_step`` or ``jk``, else the last one's;
+        float [N, d] each) and atom outputs [N, d]."""
         states, dst = self._edge_states(batch)
-        sums = [scatter(h, dst, dim=0, dim_size=batch.x.size(0), reduce="sum") for h in states]
+        num_nodes = batch.x.size(0)
+        steps = states if every_step or self.jk is not None else states[-1:]
+        sums = [_sum_into(h, dst, num_nodes) for h in steps]
         atom_msg = sums[-1] if self.jk is None else self.jk(sums)
-        return sums, self.dropout(torch.relu(self.output_atom(batch.x) + self.output_msg(atom_msg)))
+        out = _add_linear(self.output_atom(batch.x) + self.output_msg.bias, atom_msg, self.output_msg.weight)
+        return sums, self.dropout(torch.relu(out))
 
     def node_embeddings(self, batch) -> torch.Tensor:
         return self._atom_states(batch)[1]
 
     def layer_states(self, batch) -> list[torch.Tensor]:
-        sums, out = self._atom_states(batch)
+        sums, out = self._atom_states(batch, every_step=True)
         return [*sums, out]
 
     def embed(self, batch) -> torch.Tensor:
@@ -139,3 +146,15 @@ class DMPNNEncoder(Encoder):
         if self.args["readout"] == "sum":
             h = h * self.args["readout_scale"]
         return self.norm(h)
+
+
+def _sum_into(h: torch.Tensor, dst: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """float [E, d] -> float [num_nodes, d]: row e added into row dst[e] (index_add_: no [E, d] index)."""
+    return h.new_zeros(num_nodes, h.size(1)).index_add_(0, dst, h)
+
+
+def _add_linear(base: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """base + x @ weight.T as one GEMM (addmm); under autocast, F.linear + add, so the sum keeps base's dtype."""
+    if torch.is_autocast_enabled(x.device.type):
+        return base + F.linear(x, weight)
+    return torch.addmm(base, x, weight.t())
