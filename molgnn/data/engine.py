@@ -21,7 +21,7 @@ from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.chem.scaffold import murcko_scaffold
 from molgnn.data.graphs import FeaturizedSmiles, concat_chunks, from_numpy, pack_numpy
 from molgnn.featurize.descriptors import finite_float32, mol_descriptors
-from molgnn.featurize.graph import mol_to_arrays
+from molgnn.featurize.graph import arrays_featurizer
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.parallel import map_chunks
 from molgnn.storage import cached, load_torch
@@ -97,11 +97,13 @@ def featurize_job(smiles: Sequence, products: Products) -> dict:
     out.update({name: [] for name, _ in p.mol_arrays})
     augment: list[list] = [[] for _ in p.augment]
     blank = np.full(len(p.descriptors), np.nan)
+    to_arrays = arrays_featurizer(p.spec) if p.spec is not None else None
+    augment_arrays = [arrays_featurizer(spec) for spec in p.augment]
     for s in smiles:
         mol = parse_smiles(s)
         ok = not isinstance(mol, ParseFailure)
         if p.spec is not None:
-            out["graphs"].append(mol_to_arrays(mol, p.spec) if ok else mol)
+            out["graphs"].append(to_arrays(mol) if ok else mol)
         if p.scaffolds:
             out["scaffolds"].append(murcko_scaffold(mol) if ok else "")
         if p.canonical:
@@ -110,8 +112,8 @@ def featurize_job(smiles: Sequence, products: Products) -> dict:
             out["descriptors"].append(mol_descriptors(mol, p.descriptors) if ok else blank)
         for name, fn in p.mol_arrays:
             out[name].append(fn(mol) if ok else None)
-        for results, spec in zip(augment, p.augment):  # the same molecule under another construction
-            results.append(mol_to_arrays(mol, spec) if ok else mol)
+        for results, featurize_mol in zip(augment, augment_arrays):  # the molecule under another construction
+            results.append(featurize_mol(mol) if ok else mol)
     if p.spec is not None:
         out["graphs"] = pack_numpy(out["graphs"], p.spec)
     if p.augment:

@@ -131,8 +131,19 @@ def mol_to_graph(mol: Chem.Mol, spec: FeaturizerSpec) -> Data:
 
 def mol_to_arrays(mol: Chem.Mol, spec: FeaturizerSpec) -> GraphArrays | ParseFailure:
     """Featurize a sanitized molecule; a ``ParseFailure`` (never an exception) when the featurizer fails."""
+    return _safely(_featurizer_for(spec), mol)
+
+
+def arrays_featurizer(spec: FeaturizerSpec):
+    """``mol_to_arrays`` with the spec resolved once: a function Mol -> GraphArrays | ParseFailure (a loop
+    over many molecules saves hashing the spec per molecule)."""
+    featurizer = _featurizer_for(spec)
+    return lambda mol: _safely(featurizer, mol)
+
+
+def _safely(featurizer, mol: Chem.Mol) -> GraphArrays | ParseFailure:
     try:
-        return _featurizer_for(spec)(mol)
+        return featurizer(mol)
     except Exception as exc:  # defensive: a featurizer bug must not kill a million-row job
         return ParseFailure(f"featurization failed: {exc}")
 
