@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import molgnn.cli  # noqa: F401  (resolver)
+from common import run_measured
+
 from molgnn.checkpoint import head_header, make_header, save_atomic
 from molgnn.data.scaler import TargetScaler
 from molgnn.predict import featurize_job, iter_batches
@@ -73,26 +74,8 @@ def make_checkpoint(encoder_name: str, path: Path) -> Path:
     return save_atomic({"molgnn": header, "state_dict": state}, path)
 
 
-def _tree_memory(proc) -> tuple[int, int]:
-    """(RSS of the main process, PSS summed over it and its children) in bytes."""
-    rss, pss = 0, 0
-    try:
-        rss = proc.memory_info().rss
-        for p in [proc, *proc.children(recursive=True)]:
-            try:
-                info = p.memory_full_info()
-                pss += getattr(info, "pss", info.rss)
-            except Exception:  # a worker that just exited
-                pass
-    except Exception:
-        pass
-    return rss, pss
-
-
 def run_predict(ckpt: Path, src: Path, out: Path, extra: list[str]) -> dict:
     """One molgnn-predict subprocess; wall time, the engine's own summary, peak memory."""
-    import psutil
-
     cmd = [
         sys.executable,
         "-m",
@@ -104,29 +87,21 @@ def run_predict(ckpt: Path, src: Path, out: Path, extra: list[str]) -> dict:
         f"hydra.run.dir={out.parent / 'hydra'}",
         *extra,
     ]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ps = psutil.Process(proc.pid)
-    peak_rss = peak_pss = 0
-    while proc.poll() is None:
-        rss, pss = _tree_memory(ps)
-        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
-        time.sleep(0.2)
-    wall = time.perf_counter() - t0
-    log = proc.stdout.read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"molgnn-predict failed ({proc.returncode}):\n{log[-3000:]}")
+    run = run_measured(cmd)
+    log = run["log"]
+    if run["returncode"] != 0:
+        raise RuntimeError(f"molgnn-predict failed ({run['returncode']}):\n{log[-3000:]}")
     m = re.search(
         r"predicted (\d+) rows \((\d+) valid, (\d+) invalid\) in ([\d.]+) s: (\d+) molecules/s", log
     )
     return {
-        "wall": wall,
+        "wall": run["wall"],
         "rows": int(m[1]),
         "valid": int(m[2]),
         "invalid": int(m[3]),
         "engine_s": float(m[4]),
-        "peak_rss": peak_rss,
-        "peak_pss": peak_pss,
+        "peak_rss": run["peak_rss"],
+        "peak_pss": run["peak_pss"],
     }
 
 

@@ -21,11 +21,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from bench_predict import _tree_memory
+from common import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 CHEMPROP = "2.3.1"
@@ -43,21 +42,11 @@ def ensure_venv(venv: Path) -> Path:
 
 
 def measured(cmd: list[str]) -> dict:
-    """Run ``cmd`` to completion: wall seconds, peak PSS of its tree and peak RSS of its main process."""
-    import psutil
-
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ps = psutil.Process(proc.pid)
-    peak_rss = peak_pss = 0
-    while proc.poll() is None:
-        rss, pss = _tree_memory(ps)
-        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
-        time.sleep(0.2)
-    log = proc.stdout.read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed ({proc.returncode}):\n{log[-3000:]}")
-    return {"wall": time.perf_counter() - t0, "peak_pss": peak_pss, "peak_rss": peak_rss}
+    """Run ``cmd`` to completion (common.run_measured); a failure stops the benchmark with its output."""
+    run = run_measured(cmd)
+    if run["returncode"] != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed ({run['returncode']}):\n{run['log'][-3000:]}")
+    return run
 
 
 def write_input(src: Path, col: str, rows: int, out: Path) -> int:

@@ -7,6 +7,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,3 +108,43 @@ def run_grid_and_report(args, run_grid, report) -> None:
     print(text)
     if args.results:
         args.results.write_text(text + "\n")
+
+
+def tree_memory(proc) -> tuple[int, int]:
+    """(RSS of the psutil process ``proc``, PSS summed over it and its children) in bytes."""
+    rss, pss = 0, 0
+    try:
+        rss = proc.memory_info().rss
+        for p in [proc, *proc.children(recursive=True)]:
+            try:
+                info = p.memory_full_info()
+                pss += getattr(info, "pss", info.rss)
+            except Exception:  # a worker that just exited
+                pass
+    except Exception:
+        pass
+    return rss, pss
+
+
+def run_measured(cmd: list[str]) -> dict:
+    """Run ``cmd`` to completion, sampling memory every 0.2 s: wall seconds (start-up included), peak RSS of
+    the main process, peak PSS of its process tree (shared pages counted once), its output and exit status."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    ps = psutil.Process(proc.pid)
+    peak_rss = peak_pss = 0
+    while proc.poll() is None:
+        rss, pss = tree_memory(ps)
+        peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+        time.sleep(0.2)
+    wall = time.perf_counter() - t0
+    log = proc.stdout.read()
+    return {
+        "wall": wall,
+        "peak_rss": peak_rss,
+        "peak_pss": peak_pss,
+        "log": log,
+        "returncode": proc.returncode,
+    }
