@@ -176,7 +176,7 @@ def report(out: Path) -> str:
             f"(uncertainty=none, no diagnostics), seeds {sorted(seeds_used)}. MAE in log10 units on the valid "
             "and test splits (mean ± sd over seeds): log10(prediction) vs the stored log10 value; raw-unit "
             "predictions at or below the smallest raw training value are clipped to it before the log (count "
-            "of clipped raw-none test predictions in the last column). Bar: raw auto within 5% of the model "
+            "of clipped raw-none test predictions, summed over seeds, in the last column). Bar: raw auto within 5% of the model "
             "trained on the log10 values (test).",
             "",
             "Command: `OMP_NUM_THREADS=1 python bench/bench_target_transform.py --parallel 1 --seeds 0 1 2 "
