@@ -57,7 +57,15 @@ def test_the_schema_keeps_every_key_and_default_of_predict_yaml():
     cfg = _compose("ckpt_path=m.ckpt", "input.path=x.csv", "output_path=o.csv")
     assert set(cfg) == {f.name for f in inspect.signature(PredictConfig).parameters.values()}
     assert cfg.chunk_rows == 10000 and cfg.device == "auto" and cfg.input.smiles_col == "smiles"
-    assert cfg.uncertainty is True and cfg.interval_level is None and cfg.shard_timeout_s == 86400.0
+    assert cfg.uncertainty_columns is True and cfg.interval_level is None and cfg.shard_timeout_s == 86400.0
+
+
+def test_uncertainty_columns_switch_off_from_the_command_line():
+    # `uncertainty` is also the train config group: a predict key of that name could not be set on the CLI
+    args = predict_arguments(
+        _compose("ckpt_path=m.ckpt", "input.path=x.csv", "output_path=o.csv", "uncertainty_columns=false")
+    )
+    assert args["uncertainty"] is False and "uncertainty_columns" not in args
 
 
 def test_arguments_are_predict_files_keywords_with_ranks_from_the_environment(monkeypatch):

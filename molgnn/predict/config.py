@@ -53,7 +53,7 @@ class PredictConfig:
     rank: int = 0
     world_size: int = 1
     shard_timeout_s: float = 86400.0
-    uncertainty: bool = True
+    uncertainty_columns: bool = True  # predict_file(uncertainty=...); `uncertainty` is a train config group
     interval_level: float | None = None
     cluster: ClusterConfig | None = field(default_factory=ClusterConfig)
 
@@ -73,6 +73,7 @@ def predict_arguments(cfg: DictConfig) -> dict[str, Any]:
     ckpt = [str(p) for p in cfg.ckpt_path] if isinstance(cfg.ckpt_path, ListConfig) else str(cfg.ckpt_path)
     path = [str(p) for p in cfg.input.path] if isinstance(cfg.input.path, ListConfig) else str(cfg.input.path)
     values = {f.name: cfg[f.name] for f in fields(PredictConfig) if f.name not in _NOT_ARGUMENTS}
+    values["uncertainty"] = values.pop("uncertainty_columns")
     cluster = OmegaConf.to_container(cfg.cluster) if cfg.get("cluster") is not None else None
     return {
         **values,
