@@ -52,7 +52,11 @@ def test_pretrain_configs_compose_and_build(compose, overrides):
     if "pretrain=all" in overrides:
         assert set(modules) == {"descriptors", "attr_mask", "contrastive"}
     assert cfg.data.descriptors == any(isinstance(m, DescriptorPrediction) for m in modules.values())
-    assert len(cfg.data.exclude) == 3 and cfg.data.exclude_enabled
+    # the 9-set dev suite's test molecules: 3 MoleculeNet scaffold test splits + the 6 Biogen ADME test splits
+    excluded = [Path(e.path).name for e in cfg.data.exclude]
+    assert len(excluded) == 9 and cfg.data.exclude_enabled
+    assert {"esol.csv", "fang_HLM.csv", "fang_rPPB.csv"} <= set(excluded)
+    assert all(list(e["keys"]) == ["test"] for e in cfg.data.exclude)
     if "trainer=gpu" in overrides or "trainer=ddp" in overrides:
         assert (
             cfg.trainer.accelerator == "gpu"
