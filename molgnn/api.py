@@ -61,7 +61,7 @@ class Model:
         import numpy as np
 
         from molgnn.errors import MolgnnError
-        from molgnn.predict import featurized_chunks, output_frame, predict_jobs
+        from molgnn.predict import Forward, featurized_chunks, output_frame, predict_jobs
         from molgnn.uncertainty.outputs import EnsembleUncertainty, output_columns
 
         if not self.models:
@@ -81,12 +81,11 @@ class Model:
         values, valid, errors = np.zeros((0, len(pred_cols)), np.float32), np.zeros(0, bool), []
         chunks = iter([(0, text)] if len(frame) else [])
         # one chunk; predicted inside the loop, while the worker pool (num_workers > 0) is still open
+        forward = Forward(self.models, batch_size, self.device, desc_names, uq, interval_level)
         for _, _, jobs in featurized_chunks(
             chunks, smiles_col, self.spec, desc_names, num_workers, fingerprints=uq.calibrated
         ):
-            values, valid, errors = predict_jobs(
-                self.models, jobs, batch_size, self.device, desc_names, uq, interval_level
-            )
+            values, valid, errors = predict_jobs(forward, jobs)
         out = output_frame(frame, pred_cols, values, valid, errors)
         out.index = frame.index
         return out

@@ -18,19 +18,27 @@ PARALLEL_MIN_ROWS = 1000  # below this, forking a pool costs more than it saves:
 IN_FLIGHT_PER_WORKER = 2  # one job running and one queued per worker keeps every worker busy
 
 
-def imap_ordered(fn: Callable, jobs: Iterable[tuple], processes: int, max_in_flight: int) -> Iterator:
+def imap_ordered(
+    fn: Callable,
+    jobs: Iterable[tuple],
+    processes: int,
+    max_in_flight: int,
+    initializer: Callable | None = None,
+    initargs: tuple = (),
+) -> Iterator:
     """Yield ``fn(*job)`` for each job of ``jobs`` (read lazily), in order.
 
     ``processes`` >= 1: a fork pool of that many workers, with at most ``max_in_flight`` (>= 1) jobs
     submitted whose result the caller has not taken yet; ``jobs`` is read no further ahead than that.
-    ``processes`` <= 0: each job runs in this process when its result is asked for.
+    ``initializer(*initargs)`` runs once in each worker (forked: ``initargs`` are inherited, not pickled).
+    ``processes`` <= 0: each job runs in this process when its result is asked for (no initializer).
     An exception raised by ``fn`` in a worker is raised here, as the same type with the same message.
     """
     if processes <= 0:
         for job in jobs:
             yield fn(*job)
         return
-    with mp.get_context("fork").Pool(processes) as pool:
+    with mp.get_context("fork").Pool(processes, initializer, initargs) as pool:
         pending: deque = deque()
         for job in jobs:
             pending.append(pool.apply_async(fn, job))

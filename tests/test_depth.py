@@ -203,3 +203,34 @@ def test_pair_norm_leaves_molecules_distinct_under_a_mean_readout():
     ).eval()
     h = encoder(_batch())
     assert h.std(dim=0).max() > 1e-3  # not one vector (zero) for every molecule
+
+
+def _plain_dmpnn(enc: DMPNNEncoder, batch: Batch) -> torch.Tensor:
+    """The D-MPNN of the encoder's docstring written out at its own width (no compute padding)."""
+    (src, dst), n, args = batch.edge_index, batch.x.size(0), enc.args
+    h0 = enc.input_atom(batch.x)[src] + enc.input_bond(batch.edge_attr) + enc.input_bias
+    states = [torch.relu(h0)]
+    for _ in range(args["num_layers"] - 1):
+        h = states[-1]
+        incoming = torch.zeros(n, h.size(1)).index_add(0, dst, h)
+        new = torch.relu(h0 + (incoming[src] - h[torch.arange(h.size(0)) ^ 1]) @ enc.message.weight.T)
+        states.append(h + new if args["residual"] else new)
+    sums = [torch.zeros(n, s.size(1)).index_add(0, dst, s) for s in states]
+    msg = {"last": sums[-1], "cat": torch.cat(sums, 1), "max": torch.stack(sums).max(0).values}[args["jk"]]
+    atoms = torch.relu(enc.output_atom(batch.x) + enc.output_msg(msg))
+    return torch.zeros(batch.num_graphs, atoms.size(1)).index_add(0, batch.batch, atoms) * 0.01
+
+
+@pytest.mark.parametrize("options", [dict(), dict(jk="cat", residual=True), dict(jk="max", num_layers=4)])
+@pytest.mark.parametrize("width", [300, 20])
+def test_dmpnn_padded_compute_width_gives_the_plain_networks_outputs(options, width):
+    """States are computed 304 (32) wide for speed; the embeddings are the 300 (20) wide network's."""
+    torch.manual_seed(0)
+    enc = DMPNNEncoder(SPEC, hidden_dim=width, **options).eval()
+    batch = _batch()
+    with torch.no_grad():
+        got, want = enc.embed(batch), _plain_dmpnn(enc, batch)
+        states = enc.layer_states(batch)
+    assert got.shape == want.shape == (len(SMILES), width)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert all(s.shape == (batch.x.size(0), width) for s in states)

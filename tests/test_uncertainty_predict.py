@@ -88,6 +88,20 @@ def test_predict_writes_intervals_and_domain_that_match_the_training_report(run,
     )  # same model, same calibration, same intervals
 
 
+def test_workers_that_featurize_and_predict_write_the_same_uncertainty_columns(run, test_molecules, tmp_path):
+    """On CPU each worker featurizes and predicts its own jobs (fingerprints, domain, intervals included)."""
+    path, _ = test_molecules
+    predict_file(run / "checkpoints" / "best.ckpt", path, tmp_path / "here.csv", chunk_rows=7, **FAST)
+    predict_file(
+        run / "checkpoints" / "best.ckpt", path, tmp_path / "workers.csv", chunk_rows=7, progress=False,
+        num_workers=2,
+    )  # fmt: skip
+    here, workers = pd.read_csv(tmp_path / "here.csv"), pd.read_csv(tmp_path / "workers.csv")
+    # the embedding distance (cdist's GEMM form) may move in the 7th digit between processes
+    pd.testing.assert_frame_equal(here, workers, rtol=1e-5)
+    np.testing.assert_array_equal(here["logS"], workers["logS"])
+
+
 def test_interval_level_and_switching_uncertainty_off(run, test_molecules, tmp_path):
     path, _ = test_molecules
     predict_file(run / "checkpoints" / "best.ckpt", path, tmp_path / "a.csv", interval_level=0.5, **FAST)

@@ -19,7 +19,6 @@ import logging
 import math
 
 import numpy as np
-from scipy import stats
 
 from molgnn.errors import InputFileError, MolgnnError
 
@@ -73,6 +72,8 @@ def fit(kind: str, y: np.ndarray) -> dict:
 
 def forward(record: dict, y: np.ndarray) -> np.ndarray:
     """t(y) float64, same shape; NaN stays NaN, and so does a value outside the transform's domain."""
+    from scipy import stats  # imported when used: keeps start-up short
+
     y = np.asarray(y, dtype=np.float64)
     kind = record["kind"]
     with np.errstate(all="ignore"):
@@ -97,6 +98,8 @@ def forward(record: dict, y: np.ndarray) -> np.ndarray:
 
 def inverse(record: dict, z: np.ndarray) -> np.ndarray:
     """t^-1(z) float64, same shape (a Yeo-Johnson value past the transform's asymptote is clamped to it)."""
+    from scipy import stats  # imported when used: keeps start-up short
+
     z = np.asarray(z, dtype=np.float64)
     kind = record["kind"]
     with np.errstate(all="ignore"):
@@ -150,6 +153,8 @@ def _quantile_log_jacobian(record: dict, y: np.ndarray) -> np.ndarray:
     over a window of probability width ~ 1/sqrt(N) around F(y), widened until it spans two distinct values.
     The derivative of the interpolated grid itself is no density: measured values repeat (a validation value
     equal to a training one) and near-equal ones give a near-vertical segment, an unbounded log F'."""
+    from scipy import stats  # imported when used: keeps start-up short
+
     q, r = np.asarray(record["quantiles"]), np.asarray(record["references"])
     p = 0.5 * (np.interp(y, q, r) - np.interp(-y, -q[::-1], -r[::-1]))
     half = np.full(y.shape, 0.5 / math.sqrt(len(q)))
@@ -173,6 +178,8 @@ def held_out_nll(record: dict, y_train: np.ndarray, y_valid: np.ndarray) -> floa
     mean, sd of t(y_train)": the Box-Cox likelihood criterion (Box & Cox 1964: the Gaussian likelihood of
     the transformed values plus the log-Jacobian of the transform) evaluated on held-out data. Infinite when
     a validation value is outside the transform's domain or support."""
+    from scipy import stats  # imported when used: keeps start-up short
+
     t_train, t_valid = forward(record, y_train), forward(record, y_valid)
     mean, sd = float(np.mean(t_train)), float(np.std(t_train))
     jac = log_jacobian(record, y_valid)

@@ -29,7 +29,7 @@ from molgnn.predict.config import ClusterConfig, InputConfig, PredictConfig, pre
 from molgnn.predict.driver import FORMATS, PredictSummary, predict_file, resolve_format
 from molgnn.predict.plan import FilePlan, input_files, output_paths, plan_file
 from molgnn.predict.featurize import JOB_ROWS, featurize_job, featurized_chunks, iter_batches
-from molgnn.predict.infer import frame_columns, output_frame, predict_jobs
+from molgnn.predict.infer import Forward, frame_columns, output_frame, predict_jobs
 from molgnn.predict.parts import (
     mark_done,
     merge_parts,
@@ -43,6 +43,7 @@ from molgnn.predict.readers import count_rows, input_columns, read_chunks
 
 __all__ = [
     "FORMATS",
+    "Forward",
     "ClusterConfig",
     "FilePlan",
     "cluster_enabled",

@@ -32,7 +32,7 @@ import torch
 
 from molgnn.errors import MolgnnError
 from molgnn.predict.featurize import featurized_chunks
-from molgnn.predict.infer import output_frame, predict_jobs
+from molgnn.predict.infer import Forward, output_frame, predict_jobs
 from molgnn.predict.parts import mark_done, merge_parts, start_parts, write_chunk
 from molgnn.predict.plan import FilePlan
 from molgnn.predict.readers import count_rows, read_chunks
@@ -111,7 +111,8 @@ def predict_chunk(task: ChunkTask, k: int, frame: pd.DataFrame) -> pd.DataFrame:
     ((_, frame, jobs),) = featurized_chunks(
         iter([(k, frame)]), task.smiles_col, models[0].spec, desc_names, 0, fingerprints=uq.calibrated
     )
-    values, valid, errors = predict_jobs(models, jobs, batch_size, dev, desc_names, uq, task.interval_level)
+    forward = Forward(models, batch_size, dev, desc_names, uq, task.interval_level)
+    values, valid, errors = predict_jobs(forward, jobs)
     return output_frame(frame, list(task.pred_cols), values, valid, errors)
 
 

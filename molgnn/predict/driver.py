@@ -13,7 +13,7 @@ import torch
 
 from molgnn.errors import MolgnnError
 from molgnn.predict.featurize import featurized_chunks
-from molgnn.predict.infer import output_frame, predict_jobs
+from molgnn.predict.infer import Forward, output_frame, predict_jobs
 from molgnn.predict.parts import mark_done, merge_parts, start_parts, wait_for_ranks, write_chunk
 from molgnn.predict.plan import (
     FORMATS,
@@ -126,8 +126,9 @@ def predict_file(
     this machine (sharded by ``rank`` / ``world_size`` when launched by torchrun or SLURM).
 
     Defaults: ``num_workers`` every core; ``batch_size`` 128 graphs on CPU (measured fastest: larger
-    batches fall out of cache), 1024 on CUDA; ``torch_threads`` (CPU, during the run) half the cores when
-    workers featurize beside the forward pass, else torch's own default. ``molgnn-predict`` passes the
+    batches fall out of cache), 1024 on CUDA. On CPU with workers, each worker featurizes and predicts its
+    jobs with ``torch_threads`` (default 1) torch threads; without workers (or on a GPU) the forward pass runs
+    in this process with ``torch_threads`` (default: torch's own). ``molgnn-predict`` passes the
     keys of its checked config (``PredictConfig``) through ``config.predict_arguments``.
     """
     from molgnn.predict.cluster import cluster_enabled, predict_on_cluster
@@ -222,7 +223,11 @@ def _predict_local(
     desc_names = sorted({n for m in models for n in m.descriptor_names})
     cores = os.cpu_count() or 1
     workers = cores if num_workers is None else num_workers
-    threads = torch_threads or (max(1, cores // 2) if workers > 0 and dev.type == "cpu" else None)
+    # on CPU with workers, each worker featurizes and predicts its own jobs (1 torch thread each: the cores
+    # are shared by the workers, nothing idles while another stage waits); otherwise the forward pass is here
+    in_workers = workers > 0 and dev.type == "cpu"
+    threads = None if in_workers else torch_threads
+    forward = Forward(models, batch_size, dev, desc_names, uq, interval_level)
 
     seen = [0]
 
@@ -240,11 +245,10 @@ def _predict_local(
         torch.set_num_threads(threads)
     try:
         for k, frame, jobs in featurized_chunks(
-            my_chunks(), smiles_col, models[0].spec, desc_names, workers, fingerprints=uq.calibrated
-        ):
-            values, valid, errors = predict_jobs(
-                models, jobs, batch_size, dev, desc_names, uq, interval_level
-            )
+            my_chunks(), smiles_col, models[0].spec, desc_names, workers, fingerprints=uq.calibrated,
+            forward=forward if in_workers else None, forward_threads=torch_threads or 1,
+        ):  # fmt: skip
+            values, valid, errors = predict_jobs(forward, jobs)
             write_chunk(parts, k, output_frame(frame, pred_cols, values, valid, errors), fmt, plan.schema)
             rows, valid_rows, chunks = rows + len(frame), valid_rows + int(valid.sum()), chunks + 1
             bar.advance(len(frame))

@@ -57,6 +57,25 @@ def featurize_job(
     return packed
 
 
+_FORWARD = None  # the forward pass installed in this featurization worker (featurized_chunks' ``forward``)
+
+
+def _install_forward(forward, threads: int) -> None:
+    """Pool initializer: keep the (inherited) forward pass and give this worker ``threads`` torch threads."""
+    global _FORWARD
+    _FORWARD = forward
+    torch.set_num_threads(threads)
+
+
+def featurize_forward_job(
+    smiles: list, spec: FeaturizerSpec, desc_names: list[str], fingerprints: bool = False
+) -> dict:
+    """Worker job with the forward pass: ``featurize_job`` then the installed forward -> values float32
+    [R, C'], valid bool [R], errors list[str] (R); the graphs never leave the worker."""
+    packed = featurize_job(smiles, spec, desc_names, fingerprints)
+    return {"values": _FORWARD(packed), "valid": packed["valid"], "errors": packed["errors"]}
+
+
 def iter_batches(packed: dict, batch_size: int) -> Iterator[Batch]:
     """Collate PyG batches of up to ``batch_size`` graphs directly from a job's packed arrays (no per-molecule
     ``Data`` objects): x long [N, Fa], edge_index long [2, E], edge_attr long [E, Fb], batch long [N],
@@ -100,12 +119,17 @@ def featurized_chunks(
     workers: int,
     window: int = 2,
     fingerprints: bool = False,
+    forward=None,
+    forward_threads: int = 1,
 ) -> Iterator[tuple[int, pd.DataFrame, list]]:
     """(k, frame) -> (k, frame, jobs), each job's ``.get()`` giving its packed arrays (``featurize_job``).
 
     Jobs of ``JOB_ROWS`` SMILES go through ``imap_ordered``; with workers >= 1 they run in forked workers
     while the caller predicts earlier chunks, at most ``window`` chunks' jobs ahead of the chunk handed out
     (the input is read no further), so memory stays bounded by ``window`` + 1 chunks. 0 workers: this process.
+    ``forward`` (a CPU forward pass, ``infer.Forward``) with workers >= 1: each worker also predicts its jobs
+    with ``forward_threads`` torch threads, so every core featurizes and predicts and only the predictions
+    travel back (``featurize_forward_job``: values, valid, errors).
     """
     chunks = iter(chunks)
     first = next(chunks, None)
@@ -123,7 +147,10 @@ def featurized_chunks(
 
     per_chunk = -(-max(len(first[1]), 1) // JOB_ROWS)  # later chunks are no larger than the first
     done: list = []
-    for packed in imap_ordered(featurize_job, jobs(), workers, window * per_chunk + 1):
+    in_workers = forward is not None and workers >= 1
+    fn = featurize_forward_job if in_workers else featurize_job
+    setup = dict(initializer=_install_forward, initargs=(forward, forward_threads)) if in_workers else {}
+    for packed in imap_ordered(fn, jobs(), workers, window * per_chunk + 1, **setup):
         done.append(_Ready(packed))
         if len(done) == frames[0][2]:
             k, frame, _ = frames.popleft()

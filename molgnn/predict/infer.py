@@ -1,5 +1,5 @@
 """Inference over a chunk's featurization jobs: every model's ``predict_full`` on each batch, members
-combined by ``EnsembleUncertainty``, and the chunk's output frame (one row per input row)."""
+combined by ``EnsembleUncertainty`` (``Forward``), and the chunk's output frame (one row per input row)."""
 
 from __future__ import annotations
 
@@ -12,42 +12,56 @@ from molgnn.predictor import Predictor
 from molgnn.uncertainty.outputs import EnsembleUncertainty, output_columns
 
 
-def predict_jobs(
-    models: list[Predictor],
-    jobs: list,
-    batch_size: int,
-    device: torch.device,
-    desc_names: list[str] = (),
-    uq: EnsembleUncertainty | None = None,
-    level: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Predict a chunk's featurization jobs (``.get()`` -> packed arrays, taken in order, so job j is
-    predicted while the workers featurize later ones) -> values float32 [R, C'] (NaN rows where invalid;
-    columns as ``output_columns``), valid bool [R], errors list[str] (R).
+class Forward:
+    """Every model's forward pass on one featurization job's packed arrays (``featurize_job``), members combined
+    by ``EnsembleUncertainty``: ``forward(packed)`` -> values float32 [R, C'] (NaN rows where invalid; columns
+    as ``output_columns``). Runs in this process or, on CPU, inside the featurization workers (forked: the
+    models are inherited, not pickled; ``featurized_chunks(forward=...)``).
     ``desc_names``: the columns of the jobs' raw descriptors (each model takes its ``descriptor_names``)."""
-    desc_index = [
-        torch.tensor([list(desc_names).index(n) for n in m.descriptor_names], dtype=torch.long)
-        for m in models
-    ]
-    uq = uq or EnsembleUncertainty([None] * len(models))
+
+    def __init__(
+        self,
+        models: list[Predictor],
+        batch_size: int,
+        device: torch.device,
+        desc_names: list[str] = (),
+        uq: EnsembleUncertainty | None = None,
+        level: float | None = None,
+    ):
+        self.models, self.batch_size, self.device, self.level = models, batch_size, device, level
+        self.uq = uq or EnsembleUncertainty([None] * len(models))
+        self.desc_index = [
+            torch.tensor([list(desc_names).index(n) for n in m.descriptor_names], dtype=torch.long)
+            for m in models
+        ]
+
+    def __call__(self, packed: dict) -> np.ndarray:
+        outs: list[dict[str, list]] = [{} for _ in self.models]
+        for batch in iter_batches(packed, self.batch_size):
+            batch = batch.to(self.device, non_blocking=True)
+            desc = batch.desc
+            for m, model in enumerate(self.models):
+                batch.desc = desc[:, self.desc_index[m].to(desc.device)]
+                for key, value in model.predict_full(batch, similarity=self.uq.calibrated).items():
+                    outs[m].setdefault(key, []).append(value.float().cpu().numpy())
+        if outs[0]:
+            out = self.uq.values([{k: np.concatenate(v) for k, v in o.items()} for o in outs], self.level)
+        else:
+            columns = output_columns(self.models[0].columns, len(self.models) > 1, self.uq.calibrated)
+            out = np.zeros((0, len(columns)))
+        full = np.full((len(packed["valid"]), out.shape[1]), np.nan, dtype=np.float32)
+        full[packed["valid"]] = out
+        return full
+
+
+def predict_jobs(forward: Forward, jobs: list) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A chunk's featurization jobs (``.get()`` -> packed arrays, taken in order, so job j is predicted while
+    the workers featurize later ones; or already predicted in a worker: its ``values``) -> values float32
+    [R, C'], valid bool [R], errors list[str] (R)."""
     values, valid, errors = [], [], []
     for job in jobs:
         packed = job.get()
-        outs: list[dict[str, list]] = [{} for _ in models]
-        for batch in iter_batches(packed, batch_size):
-            batch = batch.to(device, non_blocking=True)
-            desc = batch.desc
-            for m, model in enumerate(models):
-                batch.desc = desc[:, desc_index[m].to(desc.device)]
-                for key, value in model.predict_full(batch, similarity=uq.calibrated).items():
-                    outs[m].setdefault(key, []).append(value.float().cpu().numpy())
-        if outs[0]:
-            out = uq.values([{k: np.concatenate(v) for k, v in o.items()} for o in outs], level)
-        else:
-            out = np.zeros((0, len(output_columns(models[0].columns, len(models) > 1, uq.calibrated))))
-        full = np.full((len(packed["valid"]), out.shape[1]), np.nan, dtype=np.float32)
-        full[packed["valid"]] = out
-        values.append(full)
+        values.append(packed["values"] if "values" in packed else forward(packed))
         valid.append(packed["valid"])
         errors += packed["errors"]
     return np.concatenate(values), np.concatenate(valid), errors

@@ -12,9 +12,10 @@ threshold, so ``in_domain`` = score <= 1 whatever the units.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
-from sklearn.isotonic import IsotonicRegression
 from torch import nn
 
 from molgnn.featurize.fingerprints import FP_BITS, morgan_bits  # computed in the featurize layer (the engine)
@@ -54,11 +55,15 @@ class DomainIndex(nn.Module):
     @torch.no_grad()
     def similarity(self, fp: torch.Tensor) -> torch.Tensor:
         """Packed fingerprints uint8 [B, FP_BITS/8] -> largest Tanimoto similarity to a training molecule [B]."""
-        if self._bits is None:
-            self._bits = _unpack(self.fingerprints)
+        if self._bits is None:  # float {0, 1} [FP_BITS, N] and the bit counts [N], made on first use
+            bits = _unpack(self.fingerprints)
+            self._bits, self._counts = bits.T.contiguous(), bits.sum(1)
         q = _unpack(fp.to(self.fingerprints.device))
-        inter = q @ self._bits.T
-        union = q.sum(1, keepdim=True) + self._bits.sum(1) - inter
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": the product is exact (0/1 sums)
+            warnings.simplefilter("ignore", UserWarning)
+            # ~2% of the bits are set: a sparse query makes the product 3x faster than a dense GEMM
+            inter = q.to_sparse_csr() @ self._bits if q.device.type == "cpu" else q @ self._bits
+        union = q.sum(1, keepdim=True) + self._counts - inter
         return (inter / union.clamp(min=1)).max(dim=1).values
 
 
@@ -82,6 +87,8 @@ def fit_threshold(distance: np.ndarray, abs_err: np.ndarray, tolerance: float) -
             "knots_x": [],
             "knots_y": [],
         }
+    from sklearn.isotonic import IsotonicRegression  # imported when fitted: keeps prediction start-up short
+
     iso = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(x, e)
     e0 = float(e[x <= np.median(x)].mean())
     grid = np.sort(x)
