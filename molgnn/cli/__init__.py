@@ -11,6 +11,10 @@ import os
 # (README "Speed"). A user's own setting is kept: OMP_WAIT_POLICY=ACTIVE on a dedicated machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from molgnn.malloc import keep_freed_memory  # noqa: E402
+
+keep_freed_memory()  # freed tensor memory is reused, not page-faulted in again each batch (molgnn.malloc)
+
 import functools  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
