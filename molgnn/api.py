@@ -56,7 +56,8 @@ class Model:
         ``domain_similarity``, ``in_domain``), then ``valid`` and ``error`` (why a SMILES is invalid; its
         prediction columns are NaN). ``smiles``: list of SMILES, pandas Series, or DataFrame with the SMILES
         in ``smiles_col``. ``interval_level``: conformal interval level (default: the calibrated one);
-        ``uncertainty=False``: target columns only. ``num_workers`` > 0 featurizes in worker processes.
+        ``uncertainty=False``: target columns only. ``num_workers`` > 0 featurizes (and on CPU predicts) in
+        worker processes.
         """
         import numpy as np
 
@@ -82,9 +83,11 @@ class Model:
         chunks = iter([(0, text)] if len(frame) else [])
         # one chunk; predicted inside the loop, while the worker pool (num_workers > 0) is still open
         forward = Forward(self.models, batch_size, self.device, desc_names, uq, interval_level)
+        in_workers = forward if self.device.type == "cpu" else None  # CPU: workers also predict their jobs
         for _, _, jobs in featurized_chunks(
-            chunks, smiles_col, self.spec, desc_names, num_workers, fingerprints=uq.calibrated
-        ):
+            chunks, smiles_col, self.spec, desc_names, num_workers, fingerprints=uq.calibrated,
+            forward=in_workers,
+        ):  # fmt: skip
             values, valid, errors = predict_jobs(forward, jobs)
         out = output_frame(frame, pred_cols, values, valid, errors)
         out.index = frame.index

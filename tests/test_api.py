@@ -88,6 +88,8 @@ def test_predict_a_list_equals_molgnn_predict(runs, tmp_path):
     plain = model.predict(SMILES, uncertainty=False, interval_level=0.5)
     assert list(plain.columns) == ["smiles", "logS", "valid", "error"]
     np.testing.assert_allclose(plain["logS"], api["logS"], rtol=1e-6)
+    workers = model.predict(SMILES, num_workers=2)  # each worker featurizes and predicts its jobs
+    pd.testing.assert_frame_equal(workers, api)
 
 
 @pytest.mark.slow

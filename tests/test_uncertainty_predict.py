@@ -96,10 +96,7 @@ def test_workers_that_featurize_and_predict_write_the_same_uncertainty_columns(r
         run / "checkpoints" / "best.ckpt", path, tmp_path / "workers.csv", chunk_rows=7, progress=False,
         num_workers=2,
     )  # fmt: skip
-    here, workers = pd.read_csv(tmp_path / "here.csv"), pd.read_csv(tmp_path / "workers.csv")
-    # the embedding distance (cdist's GEMM form) may move in the 7th digit between processes
-    pd.testing.assert_frame_equal(here, workers, rtol=1e-5)
-    np.testing.assert_array_equal(here["logS"], workers["logS"])
+    assert (tmp_path / "here.csv").read_bytes() == (tmp_path / "workers.csv").read_bytes()
 
 
 def test_interval_level_and_switching_uncertainty_off(run, test_molecules, tmp_path):

@@ -43,14 +43,16 @@ class DomainIndex(nn.Module):
 
     @torch.no_grad()
     def distance(self, h: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-        """Embeddings h float [B, d] -> mean distance to the k nearest training embeddings, float [B]."""
+        """Embeddings h float [B, d] -> mean distance to the k nearest training embeddings, float [B].
+        In float64: cdist's GEMM form (|a|^2 + |b|^2 - 2 a.b) loses ~1e-4 of a small distance in float32,
+        enough to move a score between processes or batch sizes."""
         ref = self.embeddings
         k = min(self.k, ref.size(0))
-        best = torch.full((h.size(0), k), float("inf"), device=h.device)
+        best = torch.full((h.size(0), k), float("inf"), device=h.device, dtype=torch.float64)
         for a in range(0, ref.size(0), chunk):
-            d = torch.cdist(h.float(), ref[a : a + chunk].float())
+            d = torch.cdist(h.double(), ref[a : a + chunk].double())
             best = torch.cat([best, d], dim=1).topk(k, dim=1, largest=False).values
-        return best.mean(dim=1)
+        return best.mean(dim=1).float()
 
     @torch.no_grad()
     def similarity(self, fp: torch.Tensor) -> torch.Tensor:
