@@ -20,11 +20,13 @@ from __future__ import annotations
 import inspect
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch_geometric.utils import scatter
 
 from molgnn.featurize.chemprop import BOND_FDIM, atom_fdim, chemprop_inputs, chemprop_spec
 from molgnn.featurize.spec import FeaturizerSpec
+from molgnn.nn.dmpnn import compute_width, zero_pad
 from molgnn.nn.hu2020 import check_spec
 from molgnn.nn.encoder import Encoder
 
@@ -66,6 +68,12 @@ def make_activation(name: str, args: dict | None = None) -> nn.Module:
     return cls(**(args or {}))
 
 
+def _padded(linear: nn.Linear, rows: int, cols: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(weight [rows, cols], bias [rows] or None) of ``linear``, zero-padded."""
+    bias = None if linear.bias is None else zero_pad(linear.bias, rows)
+    return zero_pad(linear.weight, rows, cols), bias
+
+
 class BondMessagePassing(nn.Module):
     """Chemprop's ``BondMessagePassing``: (V float [N, d_v], E float [E, 14], edge_index [2, E]) -> atom
     hidden states float [N, d_h]. Reverse edges are e ^ 1 (molgnn's interleaved edge order)."""
@@ -89,17 +97,25 @@ class BondMessagePassing(nn.Module):
         self.depth, self.undirected = depth, undirected
 
     def forward(self, V: torch.Tensor, E: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        """Computed at ``compute_width(d_h)`` like molgnn's D-MPNN: W_i's and W_h's outputs and W_h's and
+        W_o's message inputs are zero-padded, so whatever the activation makes of the padded columns meets
+        zero weights; the output is sliced back to d_h."""
         src, dst = edge_index
+        d = self.W_h.out_features
+        w, d_v = compute_width(d), V.size(1)
         rev = torch.arange(E.size(0), device=E.device) ^ 1
-        h0 = self.W_i(torch.cat([V[src], E], dim=1))
+        h0 = F.linear(torch.cat([V[src], E], dim=1), *_padded(self.W_i, w, self.W_i.in_features))
         h = self.tau(h0)
+        W_h = _padded(self.W_h, w, w)
         for _ in range(1, self.depth):
             if self.undirected:
                 h = (h + h[rev]) / 2
             m = scatter(h, dst, dim=0, dim_size=V.size(0), reduce="sum")[src] - h[rev]
-            h = self.dropout(self.tau(h0 + self.W_h(m)))
+            h = self.dropout(self.tau(h0 + F.linear(m, *W_h)))
         m_v = scatter(h, dst, dim=0, dim_size=V.size(0), reduce="sum")
-        return self.dropout(self.tau(self.W_o(torch.cat([V, m_v], dim=1))))
+        W_o = torch.cat([self.W_o.weight[:, :d_v], zero_pad(self.W_o.weight[:, d_v:], d, w)], dim=1)
+        out = F.linear(torch.cat([V, m_v], dim=1), zero_pad(W_o, w, d_v + w), zero_pad(self.W_o.bias, w))
+        return self.dropout(self.tau(out))[:, :d]
 
 
 class ChempropEncoder(Encoder):

@@ -111,15 +111,15 @@ class DMPNNEncoder(Encoder):
         num_nodes, graph_of = batch.x.size(0), batch.batch
         d, w = self.args["hidden_dim"], compute_width(self.args["hidden_dim"])
         h0 = self.input_atom(batch.x, w).index_select(0, src) + self.input_bond(edge_attr, w)
-        h0 = h0 + _pad(self.input_bias, w)
+        h0 = h0 + zero_pad(self.input_bias, w)
         h = torch.relu(h0)
         g = self.virtual_node.initial(batch.num_graphs, h[:, :d]) if self.args["virtual_node"] else None
-        weight = _pad(self.message.weight, w, w)
+        weight = zero_pad(self.message.weight, w, w)
         states = [h]
         for _ in range(self.args["num_layers"] - 1):
             incoming = _sum_into(h, dst, num_nodes)  # sum of edges into each atom
             if g is not None:
-                incoming = incoming + _pad(g, w)[graph_of]
+                incoming = incoming + zero_pad(g, w)[graph_of]
             # h0 + W_h (incoming[src] - h[reverse]) in one GEMM; the reverse edge's state is subtracted in place
             message = _minus_reverse(incoming.index_select(0, src), h)
             new = torch.relu_(_add_linear(h0, message, weight))
@@ -144,9 +144,9 @@ class DMPNNEncoder(Encoder):
         # W_o's message part [d, blocks * d] -> [w, blocks * w] (jk "cat": one block per step)
         blocks = self.output_msg.weight.size(1) // d
         weight = self.output_msg.weight.reshape(d, blocks, d)
-        weight = _pad(weight, w).reshape(d, blocks * w)
-        base = self.output_atom(batch.x, w) + _pad(self.output_msg.bias, w)
-        out = _add_linear(base, atom_msg, _pad(weight, w, blocks * w))
+        weight = zero_pad(weight, w).reshape(d, blocks * w)
+        base = self.output_atom(batch.x, w) + zero_pad(self.output_msg.bias, w)
+        out = _add_linear(base, atom_msg, zero_pad(weight, w, blocks * w))
         return [s[:, :d] for s in sums], self.dropout(torch.relu(out))[:, :d]
 
     def node_embeddings(self, batch) -> torch.Tensor:
@@ -168,7 +168,7 @@ def compute_width(dim: int) -> int:
     return -(-dim // SIMD_FLOATS) * SIMD_FLOATS
 
 
-def _pad(t: torch.Tensor, *size: int) -> torch.Tensor:
+def zero_pad(t: torch.Tensor, *size: int) -> torch.Tensor:
     """``t`` [..., a] (or [a, b] with two sizes) with zero columns (and rows) up to ``size``; ``t`` itself
     when nothing is added."""
     pads = [0, size[-1] - t.size(-1)]
