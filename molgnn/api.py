@@ -83,10 +83,9 @@ class Model:
         chunks = iter([(0, text)] if len(frame) else [])
         # one chunk; predicted inside the loop, while the worker pool (num_workers > 0) is still open
         forward = Forward(self.models, batch_size, self.device, desc_names, uq, interval_level)
-        in_workers = forward if self.device.type == "cpu" else None  # CPU: workers also predict their jobs
         for _, _, jobs in featurized_chunks(
             chunks, smiles_col, self.spec, desc_names, num_workers, fingerprints=uq.calibrated,
-            forward=in_workers,
+            forward=forward,  # on CPU the workers also predict their jobs
         ):  # fmt: skip
             values, valid, errors = predict_jobs(forward, jobs)
         out = output_frame(frame, pred_cols, values, valid, errors)

@@ -225,9 +225,8 @@ def _predict_local(
     workers = cores if num_workers is None else num_workers
     # on CPU with workers, each worker featurizes and predicts its own jobs (1 torch thread each: the cores
     # are shared by the workers, nothing idles while another stage waits); otherwise the forward pass is here
-    in_workers = workers > 0 and dev.type == "cpu"
-    threads = None if in_workers else torch_threads
     forward = Forward(models, batch_size, dev, desc_names, uq, interval_level)
+    threads = None if workers > 0 and forward.forkable else torch_threads
 
     seen = [0]
 
@@ -246,7 +245,7 @@ def _predict_local(
     try:
         for k, frame, jobs in featurized_chunks(
             my_chunks(), smiles_col, models[0].spec, desc_names, workers, fingerprints=uq.calibrated,
-            forward=forward if in_workers else None, forward_threads=torch_threads or 1,
+            forward=forward, forward_threads=torch_threads or 1,
         ):  # fmt: skip
             values, valid, errors = predict_jobs(forward, jobs)
             write_chunk(parts, k, output_frame(frame, pred_cols, values, valid, errors), fmt, plan.schema)

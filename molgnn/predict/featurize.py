@@ -127,7 +127,7 @@ def featurized_chunks(
     Jobs of ``JOB_ROWS`` SMILES go through ``imap_ordered``; with workers >= 1 they run in forked workers
     while the caller predicts earlier chunks, at most ``window`` chunks' jobs ahead of the chunk handed out
     (the input is read no further), so memory stays bounded by ``window`` + 1 chunks. 0 workers: this process.
-    ``forward`` (a CPU forward pass, ``infer.Forward``) with workers >= 1: each worker also predicts its jobs
+    ``forward`` (``infer.Forward``), when ``forward.forkable`` (CPU) and workers >= 1: each worker also predicts its jobs
     with ``forward_threads`` torch threads, so every core featurizes and predicts and only the predictions
     travel back (``featurize_forward_job``: values, valid, errors).
     """
@@ -147,7 +147,7 @@ def featurized_chunks(
 
     per_chunk = -(-max(len(first[1]), 1) // JOB_ROWS)  # later chunks are no larger than the first
     done: list = []
-    in_workers = forward is not None and workers >= 1
+    in_workers = forward is not None and forward.forkable and workers >= 1
     fn = featurize_forward_job if in_workers else featurize_job
     setup = dict(initializer=_install_forward, initargs=(forward, forward_threads)) if in_workers else {}
     for packed in imap_ordered(fn, jobs(), workers, window * per_chunk + 1, **setup):

@@ -35,6 +35,11 @@ class Forward:
             for m in models
         ]
 
+    @property
+    def forkable(self) -> bool:
+        """True on CPU: the pass may run inside forked featurization workers (CUDA cannot be used there)."""
+        return self.device.type == "cpu"
+
     def __call__(self, packed: dict) -> np.ndarray:
         outs: list[dict[str, list]] = [{} for _ in self.models]
         for batch in iter_batches(packed, self.batch_size):
