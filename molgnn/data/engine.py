@@ -21,7 +21,7 @@ from molgnn.chem.parse import ParseFailure, parse_smiles
 from molgnn.chem.scaffold import murcko_scaffold
 from molgnn.data.graphs import FeaturizedSmiles, concat_chunks, from_numpy, pack_numpy
 from molgnn.featurize.descriptors import finite_float32, mol_descriptors
-from molgnn.featurize.graph import arrays_featurizer
+from molgnn.featurize.graph import chunk_featurizer
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.parallel import map_chunks
 from molgnn.storage import cached, load_torch
@@ -97,13 +97,13 @@ def featurize_job(smiles: Sequence, products: Products) -> dict:
     out.update({name: [] for name, _ in p.mol_arrays})
     augment: list[list] = [[] for _ in p.augment]
     blank = np.full(len(p.descriptors), np.nan)
-    to_arrays = arrays_featurizer(p.spec) if p.spec is not None else None
-    augment_arrays = [arrays_featurizer(spec) for spec in p.augment]
+    prepare, finish = chunk_featurizer(p.spec) if p.spec is not None else (None, None)
+    augment_arrays = [chunk_featurizer(spec) for spec in p.augment]
     for s in smiles:
         mol = parse_smiles(s)
         ok = not isinstance(mol, ParseFailure)
         if p.spec is not None:
-            out["graphs"].append(to_arrays(mol) if ok else mol)
+            out["graphs"].append(prepare(mol) if ok else mol)
         if p.scaffolds:
             out["scaffolds"].append(murcko_scaffold(mol) if ok else "")
         if p.canonical:
@@ -112,12 +112,15 @@ def featurize_job(smiles: Sequence, products: Products) -> dict:
             out["descriptors"].append(mol_descriptors(mol, p.descriptors) if ok else blank)
         for name, fn in p.mol_arrays:
             out[name].append(fn(mol) if ok else None)
-        for results, featurize_mol in zip(augment, augment_arrays):  # the molecule under another construction
-            results.append(featurize_mol(mol) if ok else mol)
+        for results, (prepare_other, _) in zip(augment, augment_arrays):  # the molecule, another construction
+            results.append(prepare_other(mol) if ok else mol)
     if p.spec is not None:
-        out["graphs"] = pack_numpy(out["graphs"], p.spec)
+        out["graphs"] = pack_numpy(finish(out["graphs"]), p.spec)
     if p.augment:
-        out["augment"] = [pack_numpy(results, spec) for results, spec in zip(augment, p.augment)]
+        out["augment"] = [
+            pack_numpy(finish_other(results), spec)
+            for results, (_, finish_other), spec in zip(augment, augment_arrays, p.augment)
+        ]
     if p.descriptors:
         out["descriptors"] = finite_float32(np.reshape(out["descriptors"], (len(smiles), len(p.descriptors))))
     return out

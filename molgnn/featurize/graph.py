@@ -98,6 +98,14 @@ class MolFeaturizer:
         edge_attr = np.repeat(_columns(bonds, self._bond), 2, axis=0)
         return GraphArrays(np.ascontiguousarray(_columns(atoms, self._atom)), edge_index, edge_attr)
 
+    def prepare(self, mol: Chem.Mol) -> GraphArrays | ParseFailure:
+        """Step one of featurizing a chunk, per molecule (``finish`` is step two, once per chunk)."""
+        return safely(self, mol)
+
+    def finish(self, prepared: list) -> list[GraphArrays | ParseFailure]:
+        """Step two: the graphs of a chunk of ``prepare`` results (here: the results themselves)."""
+        return prepared
+
 
 @lru_cache(maxsize=8)
 def _featurizer_for(spec: FeaturizerSpec) -> MolFeaturizer:
@@ -120,6 +128,10 @@ def _featurizer_for(spec: FeaturizerSpec) -> MolFeaturizer:
         from molgnn.featurize.constructions import construction_featurizer  # imports graph.py itself
 
         return construction_featurizer(spec)
+    from molgnn.featurize.pickled import PickledFeaturizer  # imports graph.py itself
+
+    if PickledFeaturizer.reads(spec) and PickledFeaturizer(spec).usable:
+        return PickledFeaturizer(spec)
     return MolFeaturizer(spec)
 
 
@@ -131,17 +143,27 @@ def mol_to_graph(mol: Chem.Mol, spec: FeaturizerSpec) -> Data:
 
 def mol_to_arrays(mol: Chem.Mol, spec: FeaturizerSpec) -> GraphArrays | ParseFailure:
     """Featurize a sanitized molecule; a ``ParseFailure`` (never an exception) when the featurizer fails."""
-    return _safely(_featurizer_for(spec), mol)
+    return safely(_featurizer_for(spec), mol)
 
 
 def arrays_featurizer(spec: FeaturizerSpec):
     """``mol_to_arrays`` with the spec resolved once: a function Mol -> GraphArrays | ParseFailure (a loop
     over many molecules saves hashing the spec per molecule)."""
     featurizer = _featurizer_for(spec)
-    return lambda mol: _safely(featurizer, mol)
+    return lambda mol: safely(featurizer, mol)
 
 
-def _safely(featurizer, mol: Chem.Mol) -> GraphArrays | ParseFailure:
+def chunk_featurizer(spec: FeaturizerSpec):
+    """(prepare, finish) of ``spec``'s featurizer for a chunk of molecules: ``prepare(mol)`` for each molecule
+    as it is parsed, ``finish(list of prepare results and ParseFailures)`` -> list[GraphArrays | ParseFailure]
+    once for the chunk (the default spec's features are read in bulk there: ``molgnn.featurize.pickled``)."""
+    featurizer = _featurizer_for(spec)
+    if isinstance(featurizer, MolFeaturizer):
+        return featurizer.prepare, featurizer.finish
+    return (lambda mol: safely(featurizer, mol)), list
+
+
+def safely(featurizer, mol: Chem.Mol) -> GraphArrays | ParseFailure:
     try:
         return featurizer(mol)
     except Exception as exc:  # defensive: a featurizer bug must not kill a million-row job
