@@ -5,12 +5,15 @@
     python bench/bench_graph_variants.py --report-only --results graph_variants.md
 
 For each data set and seed it trains (molgnn-train subprocesses, bench/common.py) one plain model per
-construction of CONSTRUCTIONS (``graph=<c>``) and one variant-tolerant model per --tolerant main construction
-(``graph=<main> graph.augment=[the others]``), then evaluates every model's best checkpoint on the test split
-rebuilt under every construction. Prints, per data set, a matrix: rows = construction(s) used in training,
-columns = construction used at evaluation, cells = test RMSE (mean ± sd over seeds), with the issue's bars:
-variant-tolerant off-diagonal cells within 5% of the diagonal, at most 2% cost on the native construction
-(tolerant on its main construction vs the plain model of that construction).
+construction of CONSTRUCTIONS (``graph=<c>``), one variant-tolerant model per --tolerant main construction
+(``graph=<main> graph.augment=[the others]``: one construction drawn per molecule per epoch) and one paired
+model per --paired main construction (``graph.pairs=true graph.consistency=<w>``: the main graph and one other
+per molecule, both supervised, their predictions pulled together), then evaluates every model's best
+checkpoint on the test split rebuilt under every construction. Prints, per data set, a matrix: rows =
+construction(s) used in training, columns = construction used at evaluation, cells = test RMSE (mean ± sd over
+seeds), with the issue's bars: variant-tolerant off-diagonal cells within 5% of the diagonal, at most 2% cost
+on the native construction (tolerant or paired on its main construction vs the plain model of that
+construction).
 
 Every run goes into <out>/<dataset>/<model>_s<seed>/ and is skipped when its metrics.json exists; its
 cross-evaluation is kept in cross_eval.json beside it, so an interrupted benchmark resumes where it stopped.
@@ -32,12 +35,22 @@ CONSTRUCTIONS = ("atoms", "explicit_h", "kekule")  # the set sharing molgnn's v1
 DATASETS = ("esol", "lipophilicity", "adme_sol", "adme_hlm")
 
 
-def models(tolerant: list[str]) -> dict[str, list[str]]:
-    """model name -> its graph overrides: plain-<c> per construction, tolerant-<main> per tolerant main."""
+def models(tolerant: list[str], paired: list[str], consistency: float) -> dict[str, list[str]]:
+    """model name -> its graph overrides: plain-<c> per construction, tolerant-<main> per tolerant main (one
+    construction drawn per molecule per epoch), paired-<main> per paired main (graph.pairs: the main graph and
+    one other per molecule, both supervised, with graph.consistency)."""
     out = {f"plain-{c}": [f"graph={c}"] for c in CONSTRUCTIONS}
     for main in tolerant:
         others = ",".join(c for c in CONSTRUCTIONS if c != main)
         out[f"tolerant-{main}"] = [f"graph={main}", f"graph.augment=[{others}]"]
+    for main in paired:
+        others = ",".join(c for c in CONSTRUCTIONS if c != main)
+        out[f"paired-{main}"] = [
+            f"graph={main}",
+            f"graph.augment=[{others}]",
+            "graph.pairs=true",
+            f"graph.consistency={consistency}",
+        ]
     return out
 
 
@@ -92,7 +105,7 @@ def cross_evaluate(run: Path, threads: int | None) -> dict[str, float]:
 
 
 def run_grid(args) -> None:
-    grid = models(args.tolerant)
+    grid = models(args.tolerant, args.paired, args.consistency)
     for seed in args.seeds:
         for dataset in args.datasets:
             for model, graph in grid.items():
@@ -136,9 +149,8 @@ def _cell(runs: list[dict], key: str) -> str:
 
 def _label(model: str) -> str:
     kind, main = model.split("-", 1)
-    return (
-        main if kind == "plain" else f"{main} + augment [{', '.join(c for c in CONSTRUCTIONS if c != main)}]"
-    )
+    others = ", ".join(c for c in CONSTRUCTIONS if c != main)
+    return {"plain": main, "tolerant": f"{main} + augment [{others}]"}.get(kind, f"{main} + pairs [{others}]")
 
 
 def report(out: Path) -> str:
@@ -147,12 +159,14 @@ def report(out: Path) -> str:
         "# Graph-variant benchmark (bench/bench_graph_variants.py)",
         "",
         "Rows: construction used in training (plain: that one; tolerant: its main construction plus the others "
-        "drawn per molecule per epoch, graph.augment). Columns: construction the test split is rebuilt under. "
+        "drawn per molecule per epoch, graph.augment; paired: each molecule's main graph and one other drawn per "
+        "molecule per epoch, both supervised, plus graph.consistency x the squared difference of the two "
+        "predictions, graph.pairs). Columns: construction the test split is rebuilt under. "
         "Cells: test RMSE, mean ± sd over seeds.",
         "",
     ]
     for dataset in sorted({k[0] for k in found}):
-        for kind in ("plain", "tolerant"):
+        for kind in ("plain", "tolerant", "paired"):
             names = [m for (d, m) in found if d == dataset and m.startswith(kind + "-")]
             names.sort(key=lambda m: CONSTRUCTIONS.index(m.split("-", 1)[1]))
             if not names:
@@ -178,7 +192,7 @@ def _gaps(found: dict, dataset: str, names: list[str]) -> list[str]:
         native = _mean(runs, main)
         worst = max((_mean(runs, c) / native - 1 for c in CONSTRUCTIONS if c != main), default=0.0)
         text = f"- {_label(m)}: worst off-diagonal {100 * worst:+.1f}% of its native cell"
-        if m.startswith("tolerant-"):
+        if not m.startswith("plain-"):
             text += f" ({'within' if worst <= 0.05 else 'NOT within'} 5%)"
             plain = found.get((dataset, f"plain-{main}"))
             if plain:
@@ -203,6 +217,14 @@ def main() -> None:
         choices=list(CONSTRUCTIONS),
         help="main construction(s) of the variant-tolerant models (default: atoms)",
     )
+    p.add_argument(
+        "--paired",
+        nargs="*",
+        default=["atoms"],
+        choices=list(CONSTRUCTIONS),
+        help="main construction(s) of the paired variant-tolerant models (graph.pairs; default: atoms)",
+    )
+    p.add_argument("--consistency", type=float, default=1.0, help="graph.consistency of the paired models")
     add_grid_arguments(p, "graph_variants")
     run_grid_and_report(p.parse_args(), run_grid, report)
 

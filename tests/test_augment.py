@@ -216,3 +216,44 @@ def test_augment_with_precomputed_frozen_embeddings_is_refused(compose, tmp_path
     )
     with pytest.raises(MolgnnError, match=r"graph.augment=\['kekule'\] has no effect with task.precompute"):
         train(cfg, tmp_path / "run")
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")
+def test_pairs_serve_the_main_graph_and_another_construction_and_the_loss_uses_both(tmp_path):
+    from molgnn.data.augment import view_batch
+    from molgnn.nn.heads import MLPHead
+    from molgnn.tasks.regression import RegressionTask
+
+    dm = _datamodule(tmp_path, ["explicit_h", "kekule"], augment_pairs=True)
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    specs = [SPEC, *augment_specs(SPEC, ["explicit_h", "kekule"])]
+    assert set(batch.construction.tolist()) <= {1, 2}  # the view is never the main construction
+    for k, (row, c) in enumerate(zip(batch.row.tolist(), batch.construction.tolist())):
+        assert int((batch.batch == k).sum()) == smiles_to_graph(dm.smiles[row], SPEC).num_nodes
+        assert int(batch.view_num_nodes[k]) == smiles_to_graph(dm.smiles[row], specs[c]).num_nodes
+    torch.manual_seed(0)
+    encoder = DMPNNEncoder(SPEC, hidden_dim=16, num_layers=2)
+    task = RegressionTask(encoder, MLPHead(encoder.out_dim, 1), dm.scaler, ["logS"], None, consistency=0.5)
+    main = task.head_outputs(task.features(batch))[0]
+    view = task.head_outputs(task.features(view_batch(batch)))[0]
+    target = dm.scaler.transform(batch.y)
+    expected = (
+        0.5 * (((main - target) ** 2).mean() + ((view - target) ** 2).mean())
+        + 0.5 * ((main - view) ** 2).mean()
+    )
+    torch.testing.assert_close(task._step(batch, "train"), expected)
+    torch.testing.assert_close(
+        task._step(batch, "val"), ((main - target) ** 2).mean()
+    )  # unpaired outside training
+    with pytest.raises(MolgnnError, match=r"graph.pairs=true needs graph.augment"):
+        _datamodule(tmp_path, [], augment_pairs=True).setup()
+
+
+def test_tiny_paired_run_records_its_pairs(train_tiny):
+    from molgnn.weights import read_weights
+
+    overrides = ("graph.augment=[explicit_h,kekule]", "graph.pairs=true", "graph.consistency=1.0")
+    run = train_tiny("pairs", *overrides, "uncertainty=none")
+    header = read_weights(run / "checkpoints" / "best.ckpt").header
+    assert header["heads"][0]["graph_pairs"] == {"consistency": 1.0}

@@ -48,6 +48,7 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     # objects are passed to the partial, not to instantiate (which would turn them into configs); Morgan bits
     # come from the same parse as the graphs, only when calibration will use them (applicability domain)
     _refuse_transformed_variance(cfg, uncertainty)
+    _refuse_consistency_without_pairs(cfg)
     datamodule = instantiate(cfg.data, _partial_=True)(
         split=instantiate(cfg.split), spec=encoder.spec, fingerprints=uncertainty.method != "none"
     )
@@ -106,6 +107,16 @@ def _refuse_transformed_variance(cfg: DictConfig, uncertainty: UncertaintySettin
             f"uncertainty.method=mve with data.target_transform={setting}: the predicted variance would be in "
             "transformed units; use uncertainty=distance or conformal (intervals in original units) or "
             "data.target_transform=none"
+        )
+
+
+def _refuse_consistency_without_pairs(cfg: DictConfig) -> None:
+    """graph.consistency compares the two constructions of a pair: without graph.pairs there is no pair."""
+    graph = cfg.get("graph") or {}
+    if graph.get("consistency") and not graph.get("pairs"):
+        raise MolgnnError(
+            f"graph.consistency={graph.consistency} needs graph.pairs=true (and graph.augment=[...]): each "
+            "training molecule is then served under two constructions whose predictions it compares"
         )
 
 

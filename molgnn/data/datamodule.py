@@ -19,7 +19,7 @@ from molgnn.data.loader import graph_loader
 from molgnn.data.scaler import TargetScaler
 from molgnn.data.target_transform import fit_target_transforms, resolve_kinds
 from molgnn.data.table import read_labeled_table
-from molgnn.errors import InputFileError
+from molgnn.errors import InputFileError, MolgnnError
 from molgnn.featurize.descriptors import DescriptorScaler, check_names
 from molgnn.featurize.fingerprints import morgan_bits, stack_bits
 from molgnn.featurize.spec import FeaturizerSpec
@@ -68,7 +68,9 @@ class MoleculeDataModule(L.LightningDataModule):
     ``augment`` (``graph.augment``, docs/graphs.md): graph constructions that share the main spec's embedding
     tables; each molecule's graph under each is built from the same parse, and the training loader serves
     one of the molecule's constructions (main included), drawn per molecule per epoch with ``augment_seed``.
-    Validation and test use the main construction.
+    Validation and test use the main construction. ``augment_pairs`` (``graph.pairs``): the training loader
+    serves each molecule as its main graph plus one other construction (``PairData``, ``view_*``), drawn the
+    same way.
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class MoleculeDataModule(L.LightningDataModule):
         fingerprints: bool = True,
         augment: list[str] | None = None,
         augment_seed: int = 0,
+        augment_pairs: bool = False,
         target_transform: str | list[str] | None = "none",
     ):
         super().__init__()
@@ -104,6 +107,7 @@ class MoleculeDataModule(L.LightningDataModule):
         self.invalid_rows = pd.DataFrame(columns=["row", "line", "smiles", "reason"])
         self.augment = [str(a) for a in ([augment] if isinstance(augment, str) else augment or [])]
         self.augment_seed, self.augmented = int(augment_seed), None
+        self.augment_pairs = bool(augment_pairs)
         self.target_transform = target_transform  # checked in setup (one line naming the key)
         self.transform_scores: list[dict[str, float]] = []  # auto: per target, candidate -> validation NLL
         self._ready = False
@@ -112,6 +116,10 @@ class MoleculeDataModule(L.LightningDataModule):
         if self._ready:
             return
         augment = augment_specs(self.spec, self.augment)  # refused before any work
+        if self.augment_pairs and not augment:
+            raise MolgnnError(
+                "graph.pairs=true needs graph.augment=[...]: the constructions to pair each molecule with"
+            )
         resolve_kinds(self.target_transform, self.target_cols)  # so is a bad data.target_transform
         table = read_labeled_table(self.path, self.smiles_col, self.target_cols)
         scaffolds = bool(getattr(self.splitter, "uses_scaffolds", False))
@@ -163,7 +171,8 @@ class MoleculeDataModule(L.LightningDataModule):
         if augment:  # item k of the train set is SMILES row split["train"][k]
             rows = torch.as_tensor(self.split["train"], dtype=torch.long)
             alternatives = [(f.graphs, f.graph_index[rows]) for f in features.augment]
-            self.augmented = AugmentedGraphs(self.datasets["train"], alternatives)
+            mode = "pair" if self.augment_pairs else "replace"
+            self.augmented = AugmentedGraphs(self.datasets["train"], alternatives, mode)
             self.constructions = [self.spec.construction, *(a.construction for a in augment)]
         log.info(
             "%s: %d rows, %d usable, %d invalid; split %s",
@@ -208,8 +217,9 @@ class MoleculeDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.augmented is None:
             return self._loader("train", shuffle=True)
-        dataset = self.augmented  # one construction per molecule per epoch (0 = main)
-        sampler = ConstructionSampler(len(dataset), range(len(self.constructions)), self.augment_seed)
+        dataset = self.augmented  # one construction per molecule per epoch (0 = main; pairs: another one)
+        first = 1 if self.augment_pairs else 0
+        sampler = ConstructionSampler(len(dataset), range(first, len(self.constructions)), self.augment_seed)
         drop_last = len(dataset) % self.batch_size == 1
         return graph_loader(dataset, self.batch_size, False, self.num_workers, drop_last, sampler=sampler)
 

@@ -11,6 +11,7 @@ from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
 from molgnn.checkpoint import encoder_fingerprint, head_header, make_header
+from molgnn.data.augment import view_batch
 from molgnn.data.scaler import TargetScaler
 from molgnn.tasks.anchor import WeightAnchor
 from molgnn.tasks.embeddings import EmbeddingBatch
@@ -58,6 +59,9 @@ class RegressionTask(L.LightningModule):
     ``uncertainty``: ``UncertaintySettings``; with method ``mve`` the head outputs [B, 2T] (mean, raw
     variance), the loss is beta-NLL and ``predict_step`` adds the predicted std.
     ``monitor``: the metric the scheduler watches (the run's ``monitor`` key).
+    ``consistency``: with paired training batches (``graph.pairs``: each molecule also under another graph
+    construction, ``batch.view_*``), both graphs are supervised (mean of the two losses) and this weight times
+    the mean squared difference of their scaled predictions is added; unpaired batches ignore it.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class RegressionTask(L.LightningModule):
         l2sp: float = 0.0,
         uncertainty: UncertaintySettings | None = None,
         monitor: str = "val/rmse",
+        consistency: float = 0.0,
     ):
         super().__init__()
         self.encoder, self.head, self.scaler = encoder, head, scaler
@@ -93,6 +98,7 @@ class RegressionTask(L.LightningModule):
         )
         self.anchor = WeightAnchor(encoder, l2sp) if l2sp and not freeze_encoder else None
         self.uncertainty, self.monitor = uncertainty or UncertaintySettings(), monitor
+        self.consistency = float(consistency)
         self.metrics = nn.ModuleDict({f"{s}_": _metrics(s) for s in ("train", "val", "test")})
 
     def train(self, mode: bool = True):
@@ -132,14 +138,29 @@ class RegressionTask(L.LightningModule):
         """Predictions in original units, float [B, T]."""
         return self.scaler.inverse(self.head_outputs(self.features(batch))[0])
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
-        scaled, var = self.head_outputs(self.features(batch))
-        target = self.scaler.transform(batch.y)
-        loss = (
+    def _loss(self, scaled: torch.Tensor, var: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+        target = self.scaler.transform(y)
+        return (
             masked_mse(scaled, target)
             if var is None
             else masked_beta_nll(scaled, var, target, self.uncertainty.beta)
         )
+
+    def _paired_loss(self, batch, scaled: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        """Both constructions of each molecule supervised, plus ``consistency`` x their squared difference."""
+        view = view_batch(batch)
+        if self.descriptor_scaler is not None:
+            view.desc = batch.desc
+        view_scaled, view_var = self.head_outputs(self.features(view))
+        agreement = (scaled - view_scaled).pow(2).mean()
+        self.log("train/consistency", agreement, batch_size=batch.num_graphs, on_step=False, on_epoch=True)
+        return 0.5 * (loss + self._loss(view_scaled, view_var, batch.y)) + self.consistency * agreement
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        scaled, var = self.head_outputs(self.features(batch))
+        loss = self._loss(scaled, var, batch.y)
+        if stage == "train" and getattr(batch, "view_x", None) is not None:
+            loss = self._paired_loss(batch, scaled, loss)
         mask = ~torch.isnan(batch.y)
         pred = self.scaler.inverse(scaled.detach())
         self.metrics[f"{stage}_"].update(pred[mask], batch.y[mask])
@@ -215,9 +236,12 @@ class RegressionTask(L.LightningModule):
             head["variance"] = True  # the head's output is [mean (T), raw variance (T)]
         if self.descriptor_scaler is not None:
             head["descriptors"] = self.descriptor_scaler.to_dict()
-        augment = getattr(getattr(self._trainer, "datamodule", None), "augment", None)
+        datamodule = getattr(self._trainer, "datamodule", None)
+        augment = getattr(datamodule, "augment", None)
         if augment:  # constructions mixed into training (graph.augment); prediction uses the spec's own
             head["graph_augment"] = list(augment)
+        if getattr(datamodule, "augment_pairs", False):
+            head["graph_pairs"] = {"consistency": self.consistency}
         checkpoint["molgnn"] = make_header(
             "model", self.encoder, heads=[head], pretraining=self.encoder.pretraining
         )
