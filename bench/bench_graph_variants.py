@@ -105,7 +105,11 @@ def cross_evaluate(run: Path, threads: int | None) -> dict[str, float]:
 
 
 def run_grid(args) -> None:
-    grid = models(args.tolerant, args.paired, args.consistency)
+    grid = {
+        name: graph
+        for name, graph in models(args.tolerant, args.paired, args.consistency).items()
+        if name.split("-", 1)[0] in args.kinds
+    }
     for seed in args.seeds:
         for dataset in args.datasets:
             for model, graph in grid.items():
@@ -225,6 +229,13 @@ def main() -> None:
         help="main construction(s) of the paired variant-tolerant models (graph.pairs; default: atoms)",
     )
     p.add_argument("--consistency", type=float, default=1.0, help="graph.consistency of the paired models")
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        default=["plain", "tolerant", "paired"],
+        choices=["plain", "tolerant", "paired"],
+        help="train only these kinds of model (another process may be running the others)",
+    )
     add_grid_arguments(p, "graph_variants")
     run_grid_and_report(p.parse_args(), run_grid, report)
 
