@@ -214,20 +214,14 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=list(DATASETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument(
-        "--tolerant",
-        nargs="+",
-        default=["atoms"],
-        choices=list(CONSTRUCTIONS),
-        help="main construction(s) of the variant-tolerant models (default: atoms)",
-    )
-    p.add_argument(
-        "--paired",
-        nargs="*",
-        default=["atoms"],
-        choices=list(CONSTRUCTIONS),
-        help="main construction(s) of the paired variant-tolerant models (graph.pairs; default: atoms)",
-    )
+    for kind, how in (("tolerant", "one drawn per molecule"), ("paired", "graph.pairs")):
+        p.add_argument(
+            f"--{kind}",
+            nargs="+",
+            default=["atoms"],
+            choices=list(CONSTRUCTIONS),
+            help=f"main construction(s) of the {kind} variant-tolerant models ({how}; default: atoms)",
+        )
     p.add_argument("--consistency", type=float, default=1.0, help="graph.consistency of the paired models")
     p.add_argument(
         "--kinds",
