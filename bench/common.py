@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,8 @@ def run_train(overrides: list[str], run_dir: Path, threads: int | None = None) -
     """One molgnn-train run (quiet) into ``run_dir``; returns its metrics.json (reused if the run exists)."""
     if (run_dir / "metrics.json").exists():
         return json.loads((run_dir / "metrics.json").read_text())
+    if run_dir.exists():  # an interrupted run: its checkpoints and cross-evaluations must not be reused
+        shutil.rmtree(run_dir)
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)

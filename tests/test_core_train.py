@@ -126,6 +126,17 @@ def test_train_resumes_from_last_checkpoint(compose, fixtures, tmp_path):
     assert torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
 
 
+def test_a_second_run_into_the_same_directory_replaces_its_checkpoints(compose, fixtures, tmp_path):
+    base = ["data=csv", f"data.path={fixtures / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random"]
+    base += ["logger=none", "uncertainty=none", "diagnostics_molecules=0", *TINY]
+    train(compose("train", base + ["trainer.max_epochs=2"]), tmp_path / "run")
+    train(compose("train", base + ["trainer.max_epochs=1"]), tmp_path / "run")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    for name in ("best.ckpt", "last.ckpt"):  # the second run's (one epoch), not the first run's
+        assert torch.load(checkpoints / name, weights_only=True)["epoch"] == 0
+
+
 @pytest.mark.slow
 def test_multirun_sweep_writes_one_metrics_file_per_seed(fixtures, tmp_path):
     cmd = [
