@@ -98,7 +98,7 @@ def featurize_job(smiles: Sequence, products: Products) -> dict:
     augment: list[list] = [[] for _ in p.augment]
     blank = np.full(len(p.descriptors), np.nan)
     prepare, finish = chunk_featurizer(p.spec) if p.spec is not None else (None, None)
-    augment_arrays = [chunk_featurizer(spec) for spec in p.augment]
+    augment_featurizers = [chunk_featurizer(spec) for spec in p.augment]
     for s in smiles:
         mol = parse_smiles(s)
         ok = not isinstance(mol, ParseFailure)
@@ -112,14 +112,16 @@ def featurize_job(smiles: Sequence, products: Products) -> dict:
             out["descriptors"].append(mol_descriptors(mol, p.descriptors) if ok else blank)
         for name, fn in p.mol_arrays:
             out[name].append(fn(mol) if ok else None)
-        for results, (prepare_other, _) in zip(augment, augment_arrays):  # the molecule, another construction
+        for results, (prepare_other, _) in zip(
+            augment, augment_featurizers
+        ):  # the molecule, another construction
             results.append(prepare_other(mol) if ok else mol)
     if p.spec is not None:
         out["graphs"] = pack_numpy(finish(out["graphs"]), p.spec)
     if p.augment:
         out["augment"] = [
             pack_numpy(finish_other(results), spec)
-            for results, (_, finish_other), spec in zip(augment, augment_arrays, p.augment)
+            for results, (_, finish_other), spec in zip(augment, augment_featurizers, p.augment)
         ]
     if p.descriptors:
         out["descriptors"] = finite_float32(np.reshape(out["descriptors"], (len(smiles), len(p.descriptors))))

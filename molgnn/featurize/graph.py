@@ -130,8 +130,10 @@ def _featurizer_for(spec: FeaturizerSpec) -> MolFeaturizer:
         return construction_featurizer(spec)
     from molgnn.featurize.pickled import PickledFeaturizer  # imports graph.py itself
 
-    if PickledFeaturizer.reads(spec) and PickledFeaturizer(spec).usable:
-        return PickledFeaturizer(spec)
+    if PickledFeaturizer.reads(spec):
+        featurizer = PickledFeaturizer(spec)
+        if featurizer.usable:
+            return featurizer
     return MolFeaturizer(spec)
 
 

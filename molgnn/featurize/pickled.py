@@ -97,8 +97,7 @@ def _atom_fields(data: np.ndarray, starts: np.ndarray) -> dict[str, np.ndarray]:
     flags, props = data[starts + 1], data[starts + 2].astype(np.int64)
     offset = starts + 6
     signed = data.view(np.int8)
-    charge = np.where(props & 2, signed[offset], 0)
-    offset += props >> 1 & 1
+    charge = _optional(signed, offset, props >> 1 & 1, 0)
     chirality = _optional(data, offset, props >> 2 & 1, 0)
     hybridization = _optional(data, offset, props >> 3 & 1, int(Chem.HybridizationType.SP3))
     explicit_hs = _optional(data, offset, props >> 4 & 1, 0)
