@@ -43,7 +43,10 @@ def pretrain(cfg: DictConfig, out_dir: Path | str | None = None) -> dict:
     datamodule = instantiate(cfg.data)(spec=encoder.spec)
     datamodule.setup("fit")
     context = PretrainContext(
-        dim=encoder.out_dim, spec=encoder.spec, num_descriptors=datamodule.num_descriptors
+        dim=encoder.out_dim,
+        spec=encoder.spec,
+        num_descriptors=datamodule.num_descriptors,
+        num_teacher=datamodule.num_teacher,
     )
     objectives, weights = build_objectives(cfg, context)
     task = PretrainTask(

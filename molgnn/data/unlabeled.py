@@ -24,6 +24,7 @@ from molgnn.data.engine import Products, featurize, featurize_cached
 from molgnn.data.graphs import PackedGraphs, table_key
 from molgnn.data.loader import graph_loader
 from molgnn.data.table import check_readable, read_frame, table_format
+from molgnn.data.teacher import check_finite, fit_teacher_scaler, load_teacher
 from molgnn.errors import InputFileError
 from molgnn.featurize.descriptors import DescriptorScaler, check_names
 from molgnn.featurize.spec import FeaturizerSpec
@@ -73,10 +74,11 @@ def excluded_smiles(entries: Sequence[dict]) -> set[str]:
 
 
 class UnlabeledGraphs(Dataset):
-    """Graphs ``rows`` of a packed corpus as PyG ``Data`` (+ ``desc`` float [1, D] when descriptors are on)."""
+    """Graphs ``rows`` of a packed corpus as PyG ``Data`` + per-molecule targets indexed by graph (``desc``
+    float [1, D] when descriptors are on, ``teacher`` float [1, T] with a teacher file)."""
 
-    def __init__(self, graphs: PackedGraphs, rows: torch.Tensor, desc: torch.Tensor | None = None):
-        self.graphs, self.rows, self.desc = graphs, rows, desc
+    def __init__(self, graphs: PackedGraphs, rows: torch.Tensor, targets: dict[str, torch.Tensor]):
+        self.graphs, self.rows, self.targets = graphs, rows, targets
 
     def __len__(self) -> int:
         return self.rows.numel()
@@ -84,8 +86,8 @@ class UnlabeledGraphs(Dataset):
     def __getitem__(self, k: int):
         g = int(self.rows[k])
         data = self.graphs.get(g)
-        if self.desc is not None:
-            data.desc = self.desc[g : g + 1]
+        for name, values in self.targets.items():
+            setattr(data, name, values[g : g + 1])
         return data
 
 
@@ -98,7 +100,9 @@ class UnlabeledDataModule(L.LightningDataModule):
     (scaler fitted on the training rows) as ``data.desc``. ``augment`` (``graph.augment``): constructions that
     share the main spec's embedding tables, built from the same parse; each item then also carries the
     molecule under one of them as ``view_*`` (``molgnn.data.augment.PairData``; drawn per molecule per epoch,
-    validation included), the agreement objective's second view.
+    validation included), the agreement objective's second view. ``teacher``: a ``.npy`` float [rows, T]
+    aligned with the file's SMILES rows (``molgnn.data.teacher``), standardized on the training rows and
+    attached as ``data.teacher`` for distillation.
     """
 
     def __init__(
@@ -121,6 +125,7 @@ class UnlabeledDataModule(L.LightningDataModule):
         descriptor_names: list[str] | None = None,
         descriptor_clip: float = 6.0,
         augment: list[str] | None = None,
+        teacher: str | None = None,
     ):
         super().__init__()
         self.path, self.spec, self.smiles_col = Path(path), spec, smiles_col
@@ -133,6 +138,7 @@ class UnlabeledDataModule(L.LightningDataModule):
         self.use_descriptors, self.descriptor_clip = descriptors, descriptor_clip
         self.descriptor_names = check_names(descriptor_names) if descriptors else None
         self.descriptor_scaler: DescriptorScaler | None = None
+        self.teacher, self.teacher_scaler = teacher, None
         self.num_excluded = self.num_failed = 0
         self.augment = [str(a) for a in ([augment] if isinstance(augment, str) else augment or [])]
         self.paired: dict[str, AugmentedGraphs] = {}
@@ -142,19 +148,26 @@ class UnlabeledDataModule(L.LightningDataModule):
     def num_descriptors(self) -> int:
         return len(self.descriptor_scaler.names) if self.descriptor_scaler else 0
 
-    def _sample(self, smiles: list[str]) -> list[str]:
+    @property
+    def num_teacher(self) -> int:
+        return len(self.teacher_scaler.names) if self.teacher_scaler else 0
+
+    def _sample(self, smiles: list[str]) -> np.ndarray:
+        """Corpus row numbers used: all, or a seeded sorted sample of ``max_molecules``."""
         if not self.max_molecules or self.max_molecules >= len(smiles):
-            return smiles
-        keep = np.sort(
+            return np.arange(len(smiles))
+        return np.sort(
             np.random.default_rng(self.seed).choice(len(smiles), self.max_molecules, replace=False)
         )
-        return [smiles[i] for i in keep]
 
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
             return
         augment = augment_specs(self.spec, self.augment)  # refused before any work
-        smiles = self._sample(read_smiles_column(self.path, self.smiles_col))
+        all_smiles = read_smiles_column(self.path, self.smiles_col)
+        teacher = load_teacher(self.teacher, len(all_smiles)) if self.teacher else None
+        keep = self._sample(all_smiles)
+        smiles = [all_smiles[i] for i in keep]
         if not smiles:
             raise InputFileError(f"{self.path}: no SMILES rows")
         key = f"{table_key(self.path, self.smiles_col)}-n{len(smiles)}-s{self.seed if self.max_molecules else 0}"
@@ -181,12 +194,18 @@ class UnlabeledDataModule(L.LightningDataModule):
         perm = rows[torch.randperm(rows.numel(), generator=torch.Generator().manual_seed(self.seed))]
         n_val = max(1, min(self.max_val, int(round(self.val_fraction * rows.numel()))))
         split = {"valid": perm[:n_val].sort().values, "train": perm[n_val:].sort().values}
-        desc = (
-            self._descriptors(feats.descriptors, rows, graph_index, split["train"])
-            if self.use_descriptors
-            else None
-        )
-        self.datasets = {k: UnlabeledGraphs(self.graphs, graph_index[v], desc) for k, v in split.items()}
+        targets = {}
+        if self.use_descriptors:
+            self.descriptor_scaler = DescriptorScaler.fit(
+                feats.descriptors[split["train"].numpy()], self.descriptor_names, clip=self.descriptor_clip
+            )
+            targets["desc"] = self._by_graph(self.descriptor_scaler, feats.descriptors, rows, graph_index)
+        if teacher is not None:
+            check_finite(teacher, keep[rows.numpy()], self.teacher)
+            teacher = teacher[keep]
+            self.teacher_scaler = fit_teacher_scaler(teacher[split["train"].numpy()], self.descriptor_clip)
+            targets["teacher"] = self._by_graph(self.teacher_scaler, teacher, rows, graph_index)
+        self.datasets = {k: UnlabeledGraphs(self.graphs, graph_index[v], targets) for k, v in split.items()}
         self.constructions = [self.spec.construction, *(a.construction for a in augment)]
         if augment:  # item k of a split is SMILES row split[key][k]
             self.paired = {
@@ -214,13 +233,11 @@ class UnlabeledDataModule(L.LightningDataModule):
         self.num_excluded = int(mask.sum())
         return mask
 
-    def _descriptors(self, raw, rows, graph_index, train_rows) -> torch.Tensor:
-        """Standardized descriptors indexed by graph: float32 [num_graphs, D] (scaler fitted on train rows)."""
-        self.descriptor_scaler = DescriptorScaler.fit(
-            raw[train_rows.numpy()], self.descriptor_names, clip=self.descriptor_clip
-        )
-        out = torch.zeros(len(self.graphs), self.num_descriptors)
-        out[graph_index[rows]] = torch.from_numpy(self.descriptor_scaler.transform(raw[rows.numpy()]))
+    def _by_graph(self, scaler: DescriptorScaler, raw, rows, graph_index) -> torch.Tensor:
+        """Standardized per-molecule targets ``raw`` [SMILES rows, D_all] indexed by graph: float32
+        [num_graphs, D]."""
+        out = torch.zeros(len(self.graphs), len(scaler.names))
+        out[graph_index[rows]] = torch.from_numpy(scaler.transform(raw[rows.numpy()]))
         return out
 
     def info(self) -> dict:
@@ -235,6 +252,7 @@ class UnlabeledDataModule(L.LightningDataModule):
             "excluded": self.num_excluded,
             "exclude_files": [str(e["path"]) for e in self.exclude],
             "descriptors": list(self.descriptor_scaler.names) if self.descriptor_scaler else None,
+            **({"teacher": {"path": str(self.teacher), "dim": self.num_teacher}} if self.teacher else {}),
             **({"augment": self.constructions[1:]} if self.paired else {}),
         }
 

@@ -6,6 +6,7 @@ from molgnn.tasks.pretrain.objectives import (
     Contrastive,
     DescriptorPrediction,
     PretrainContext,
+    TeacherDistillation,
 )
 from molgnn.tasks.pretrain.task import PretrainTask
 
@@ -16,4 +17,5 @@ __all__ = [
     "DescriptorPrediction",
     "PretrainContext",
     "PretrainTask",
+    "TeacherDistillation",
 ]

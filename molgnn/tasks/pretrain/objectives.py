@@ -1,6 +1,6 @@
 """Pretraining objectives: small modules with pretext heads, each ``forward(encoder, batch) -> (loss, logs)``.
 
-Build-time facts (embedding width, featurizer spec, number of descriptors) come in a ``PretrainContext``;
+Build-time facts (embedding width, featurizer spec, number of descriptors / teacher columns) come in a ``PretrainContext``;
 YAML holds only the objectives' own hyperparameters. The pretext heads live here, never in the encoder, so
 an exported encoder carries none of them.
 """
@@ -27,11 +27,13 @@ from molgnn.tasks.pretrain.augment import (
 
 @dataclass(frozen=True)
 class PretrainContext:
-    """``dim``: encoder.out_dim; ``spec``: the encoder's featurizer spec; ``num_descriptors``: D of data.desc."""
+    """``dim``: encoder.out_dim; ``spec``: the encoder's featurizer spec; ``num_descriptors``: D of data.desc;
+    ``num_teacher``: T of data.teacher."""
 
     dim: int
     spec: FeaturizerSpec
     num_descriptors: int = 0
+    num_teacher: int = 0
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Module:
@@ -173,20 +175,44 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[tor
     return F.cross_entropy(sim, target), (sim.argmax(1) == target).float().mean()
 
 
-class DescriptorPrediction(nn.Module):
-    """CheMeleon idea: regress the standardized RDKit 2D descriptors ``batch.desc`` float [B, D] from the
-    graph embedding with an MLP head (MSE)."""
+class _VectorRegression(nn.Module):
+    """Regress a standardized per-molecule vector ``batch.<target>`` float [B, K] from the graph embedding
+    with an MLP head (MSE); logs R² over the batch."""
 
-    def __init__(self, context: PretrainContext, hidden_dim: int = 512):
+    target = ""
+
+    def __init__(self, size: int, dim: int, hidden_dim: int):
         super().__init__()
-        if context.num_descriptors <= 0:
-            raise ValueError("descriptor prediction needs descriptors on the corpus (data.descriptors=true)")
-        self.head = _mlp(context.dim, hidden_dim, context.num_descriptors)
+        self.head = _mlp(dim, hidden_dim, size)
 
     def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        pred = self.head(encoder.embed(batch))
-        loss = F.mse_loss(pred, batch.desc)
-        r2 = 1 - ((pred - batch.desc) ** 2).sum() / ((batch.desc - batch.desc.mean(0)) ** 2).sum().clamp(
-            min=1e-8
-        )
+        pred, y = self.head(encoder.embed(batch)), getattr(batch, self.target)
+        loss = F.mse_loss(pred, y)
+        r2 = 1 - ((pred - y) ** 2).sum() / ((y - y.mean(0)) ** 2).sum().clamp(min=1e-8)
         return loss, {"r2": r2}
+
+
+class DescriptorPrediction(_VectorRegression):
+    """CheMeleon idea: regress the standardized RDKit 2D descriptors ``batch.desc`` float [B, D]."""
+
+    target = "desc"
+
+    def __init__(self, context: PretrainContext, hidden_dim: int = 512):
+        if context.num_descriptors <= 0:
+            raise ValueError("descriptor prediction needs descriptors on the corpus (data.descriptors=true)")
+        super().__init__(context.num_descriptors, context.dim, hidden_dim)
+
+
+class TeacherDistillation(_VectorRegression):
+    """Distillation: regress a published encoder's standardized embedding of each molecule
+    (``batch.teacher`` float [B, T], from ``data.teacher``, ``molgnn.data.teacher``)."""
+
+    target = "teacher"
+
+    def __init__(self, context: PretrainContext, hidden_dim: int = 512):
+        if context.num_teacher <= 0:
+            raise MolgnnError(  # a config fix, printed as one line by the CLI
+                "the distillation objective needs teacher embeddings of the corpus: data.teacher=<.npy made by "
+                "molgnn-embed input=<corpus> encoder=minimol output=teacher.npy>"
+            )
+        super().__init__(context.num_teacher, context.dim, hidden_dim)
