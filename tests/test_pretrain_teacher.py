@@ -76,7 +76,9 @@ def test_a_teacher_of_another_file_or_shape_is_refused_naming_it(fixtures, tmp_p
         _module(fixtures, tmp_path, short)
     flat = tmp_path / "flat.npy"
     np.save(flat, np.zeros(len(corpus_smiles), np.float32))
-    with pytest.raises(InputFileError, match=r"flat\.npy: teacher embeddings must be a numeric \[rows, dim\]"):
+    with pytest.raises(
+        InputFileError, match=r"flat\.npy: teacher embeddings must be a numeric \[rows, dim\]"
+    ):
         _module(fixtures, tmp_path, flat)
     pickled = tmp_path / "pickled.npy"
     np.save(pickled, np.array([{"a": 1}] * len(corpus_smiles), dtype=object), allow_pickle=True)
