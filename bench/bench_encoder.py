@@ -6,6 +6,7 @@ side; 3 seeds).
     python bench/bench_encoder.py --encoder models/pretrained/dmpnn_gpu1024.pt   # a molgnn encoder file, frozen
     python bench/bench_encoder.py --encoder models/pretrained/x.pt --finetune    # ... fine-tuned
     python bench/bench_encoder.py --scratch-from /path/to/bench_decisions_runs   # reuse default-model runs
+    python bench/bench_encoder.py --encoder x.pt --extra head.dropout=0.1 --tag do01  # a head/fine-tuning recipe
 
 Frozen: ``encoder=<minimol | pretrained encoder.path=PATH> task.freeze_encoder=true
 task.precompute_embeddings=true`` with the default head (MiniMol needs ``pip install --no-deps minimol==1.3.5``;
@@ -49,8 +50,11 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--scratch-from", default=None, help="folder of bench_decisions runs to reuse")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for the encoder's runs only")
+    parser.add_argument("--tag", default="", help="suffix of the column and run names (a recipe's name)")
     args = parser.parse_args()
     name, frozen = encoder_overrides(args.encoder, args.finetune)
+    name, frozen = name + (f"-{args.tag}" if args.tag else ""), [*frozen, *args.extra]
     out = Path(args.out or tempfile.mkdtemp(prefix="bench_encoder_"))
     threads = 1 if args.parallel > 1 else None
 
