@@ -7,6 +7,7 @@ side; 3 seeds).
     python bench/bench_encoder.py --encoder models/pretrained/x.pt --finetune    # ... fine-tuned
     python bench/bench_encoder.py --scratch-from /path/to/bench_decisions_runs   # reuse default-model runs
     python bench/bench_encoder.py --encoder x.pt --extra head.dropout=0.1 --tag do01  # a head/fine-tuning recipe
+    python bench/bench_encoder.py --encoder x.pt --scratch-summary bench/results/scratch_default.json  # no scratch runs
 
 Frozen: ``encoder=<minimol | pretrained encoder.path=PATH> task.freeze_encoder=true
 task.precompute_embeddings=true`` with the default head (MiniMol needs ``pip install --no-deps minimol==1.3.5``;
@@ -49,6 +50,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--scratch-from", default=None, help="folder of bench_decisions runs to reuse")
+    parser.add_argument(
+        "--scratch-summary",
+        default=None,
+        help="JSON of scratch val/test mean and sd per set (no scratch runs)",
+    )
     parser.add_argument("--out", default=None)
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for the encoder's runs only")
     parser.add_argument("--tag", default="", help="suffix of the column and run names (a recipe's name)")
@@ -71,22 +77,44 @@ def main() -> None:
         return job, run_train([*dataset_overrides(d), f"seed={s}", *frozen], out / f"{d}-{name}-{s}", threads)
 
     # scratch last: reused runs of a bench_decisions.py started earlier are then finished
-    jobs = [(d, c, s) for c in ("frozen", "scratch") for d in args.datasets for s in args.seeds]
+    columns = ("frozen",) if args.scratch_summary else ("frozen", "scratch")
+    jobs = [(d, c, s) for c in columns for d in args.datasets for s in args.seeds]
     with ThreadPoolExecutor(args.parallel) as pool:
         res = dict(pool.map(one, jobs))
-    print(report(res, args.datasets, args.seeds, name))
-    (out / f"{name}.md").write_text(report(res, args.datasets, args.seeds, name) + "\n")
+    if args.scratch_summary:
+        summary = json.loads(Path(args.scratch_summary).read_text())
+        scratch_cols = {d: _summary_columns(summary[d]) for d in args.datasets}
+    else:
+        scratch_cols = {d: _run_columns(res, d, args.seeds) for d in args.datasets}
+    text = report(res, args.datasets, args.seeds, name, scratch_cols)
+    print(text)
+    (out / f"{name}.md").write_text(text + "\n")
     print(f"runs in {out}")
 
 
-def report(res: dict, datasets: list[str], seeds: list[int], name: str) -> str:
+def _run_columns(res: dict, d: str, seeds: list[int]) -> tuple[str, str, float]:
+    """Scratch runs of set d -> (val 'mean ± sd', test 'mean ± sd', test mean)."""
+    key = judged_metric(d)
+    test = [res[(d, "scratch", s)][key] for s in seeds]
+    val = [res[(d, "scratch", s)][key.replace("test/", "val/")] for s in seeds]
+    return mean_std(val), mean_std(test), sum(test) / len(test)
+
+
+def _summary_columns(entry: dict) -> tuple[str, str, float]:
+    """{"val": [mean, sd], "test": [mean, sd]} -> the same triple as _run_columns."""
+    (vm, vs), (tm, ts) = entry["val"], entry["test"]
+    return f"{vm:.3f} ± {vs:.3f}", f"{tm:.3f} ± {ts:.3f}", tm
+
+
+def report(res: dict, datasets: list[str], seeds: list[int], name: str, scratch_cols: dict) -> str:
+    """Frozen/fine-tuned runs + scratch columns per set (see _run_columns) -> markdown table."""
     rows, wins = [], {"scratch": 0, "peer": 0, "within10": 0}
     for d in datasets:
         key = judged_metric(d)
         val = key.replace("test/", "val/")
         fr = [res[(d, "frozen", s)][key] for s in seeds]
-        sc = [res[(d, "scratch", s)][key] for s in seeds]
-        fr_mean, sc_mean, best = sum(fr) / len(fr), sum(sc) / len(sc), PEERS[d]["best"]
+        sc_val, sc_test, sc_mean = scratch_cols[d]
+        fr_mean, best = sum(fr) / len(fr), PEERS[d]["best"]
         wins["scratch"] += fr_mean < sc_mean
         wins["peer"] += fr_mean < best
         wins["within10"] += fr_mean <= 1.1 * sc_mean
@@ -95,9 +123,9 @@ def report(res: dict, datasets: list[str], seeds: list[int], name: str) -> str:
                 d,
                 key.split("/")[1].upper(),
                 mean_std([res[(d, "frozen", s)][val] for s in seeds]),
-                mean_std([res[(d, "scratch", s)][val] for s in seeds]),
+                sc_val,
                 mean_std(fr),
-                mean_std(sc),
+                sc_test,
                 f"{best:.3f}",
             ]
         )

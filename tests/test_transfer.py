@@ -80,6 +80,7 @@ def runs(tmp_path_factory):
             "++task.precompute_embeddings=true",
             "trainer.max_epochs=2",
         ],
+        "preset": [*first, "experiment=frozen_head", "head.hidden_dim=16", "trainer.max_epochs=2"],
         "finetuned": [*first, "trainer.max_epochs=1"],
         "l2sp": [*first, "task.l2sp=1000.0", "trainer.max_epochs=1"],
         "layers1": [*first, "++task.freeze_layers=1", "trainer.max_epochs=2"],
@@ -104,7 +105,7 @@ def _changed(runs, name: str) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["frozen", "frozen_pre", "second"])
+@pytest.mark.parametrize("name", ["frozen", "frozen_pre", "second", "preset"])
 def test_frozen_training_leaves_every_encoder_tensor_bit_identical(runs, name):
     assert _changed(runs, name) == set()  # weights, batch-norm running stats and counters
     before = safe_load(runs["encoder"])["state_dict"]
@@ -129,6 +130,14 @@ def test_precomputed_embeddings_train_the_same_head(runs):
     assert all(torch.allclose(heads[0][k], heads[1][k], atol=1e-5) for k in heads[0])
     preds = [pd.read_csv(runs["dir"] / n / "test_predictions.csv") for n in ("frozen", "frozen_pre")]
     assert np.allclose(preds[0].logS_pred, preds[1].logS_pred, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_frozen_head_preset_trains_a_dropout_head_on_precomputed_embeddings(runs):
+    """experiment=frozen_head: encoder frozen (above), embeddings computed once, the preset's head dropout."""
+    assert runs["preset"]["time/precompute_s"] > 0
+    head = safe_load(runs["dir"] / "preset" / "checkpoints" / "last.ckpt")["molgnn"]["heads"][0]["args"]
+    assert head["dropout"] == 0.2 and head["hidden_dim"] == 16  # the preset's dropout; the command line wins
 
 
 @pytest.mark.slow
