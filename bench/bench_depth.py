@@ -6,7 +6,9 @@ oversmoothing diagnostics of every run beside it.
     python bench/bench_depth.py --report-only                     # tables from the runs already finished
 
 Every run is a molgnn-train subprocess into <out>/<family>/<dataset>/<mode>_L<depth>_s<seed>/ and is
-skipped when its metrics.json exists, so an interrupted benchmark resumes where it stopped. The grid is
+skipped when its metrics.json exists, so an interrupted benchmark resumes where it stopped. Each finished run
+also appends its metrics to bench/results/depth_runs.jsonl (committed), which --report-only reads beside the
+run folders: the tables survive losing the machine the runs were made on. The grid is
 walked seed by seed, depth 2, 4, 12 before 8, 16, so a partial run answers the bar's question first.
 
 Choice of the compared models is honest: "best shallow" is the (switch, depth <= 4) with the lowest mean
@@ -68,9 +70,12 @@ def run_grid(args) -> None:
                 for depth in args.depths:
                     for mode in args.modes:
                         d = run_dir(args.out, family, dataset, mode, depth, seed)
+                        fresh = not (d / "metrics.json").exists()
                         m = run_train(
                             overrides(family, dataset, mode, depth, seed, args.epochs), d, args.threads
                         )
+                        if fresh:
+                            record(d, m)
                         print(
                             f"{family} {dataset} {mode} L{depth} s{seed}: test rmse {m['test/rmse']:.4f} "
                             f"val {m['val/rmse']:.4f} node_cos {m.get('diagnostics/last_node_cosine', 0):.3f}",
@@ -78,14 +83,33 @@ def run_grid(args) -> None:
                         )
 
 
-def collect(out: Path) -> dict:
-    """{(family, dataset, mode, depth): [metrics dicts of the finished seeds]}."""
-    found: dict = {}
+LEDGER = Path(__file__).resolve().parent / "results" / "depth_runs.jsonl"
+KEPT = ("test/rmse", "val/rmse", *(f"diagnostics/{k}" for k in DIAG_KEYS))
+
+
+def record(run: Path, metrics: dict, ledger: Path = LEDGER) -> None:
+    """Append one finished run's metrics to the committed ledger, so the tables survive losing the run folders."""
+    family, dataset, name = run.parts[-3:]
+    line = {"run": f"{family}/{dataset}/{name}", **{k: metrics.get(k) for k in KEPT}}
+    with ledger.open("a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def collect(out: Path, ledger: Path = LEDGER) -> dict:
+    """{(family, dataset, mode, depth): [metrics dicts of the finished seeds]}: the ledger's runs, then the
+    run folders under ``out`` (a folder replaces the ledger's line of the same run)."""
+    runs: dict[str, dict] = {}
+    if ledger.exists():
+        for line in ledger.read_text().splitlines():
+            entry = json.loads(line)
+            runs[entry["run"]] = entry
     for path in sorted(out.glob("*/*/*_L*_s*/metrics.json")):
-        family, dataset, name = path.parts[-4], path.parts[-3], path.parts[-2]
+        runs["/".join(path.parts[-4:-1])] = json.loads(path.read_text())
+    found: dict = {}
+    for key in sorted(runs):
+        family, dataset, name = key.split("/")
         mode, rest = name.rsplit("_L", 1)
-        depth = int(rest.split("_s")[0])
-        found.setdefault((family, dataset, mode, depth), []).append(json.loads(path.read_text()))
+        found.setdefault((family, dataset, mode, int(rest.split("_s")[0])), []).append(runs[key])
     return found
 
 
