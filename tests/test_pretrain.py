@@ -118,8 +118,9 @@ def corpus(fixtures, tmp_path):
         lambda ctx: AttributeMasking(ctx),
         lambda ctx: Contrastive(ctx, proj_dim=16),
         lambda ctx: DescriptorPrediction(ctx, hidden_dim=32),
+        lambda ctx: DescriptorPrediction(ctx, hidden_dim=0),
     ],
-    ids=["attr_mask", "contrastive", "descriptors"],
+    ids=["attr_mask", "contrastive", "descriptors", "descriptors_linear_head"],
 )
 @pytest.mark.parametrize("family", [DMPNNEncoder, GINEEncoder])
 def test_objective_loss_is_finite_and_decreases(corpus, make, family):
@@ -140,6 +141,12 @@ def test_objective_loss_is_finite_and_decreases(corpus, make, family):
     assert np.mean(losses[-5:]) < (0.95 if isinstance(objective, Contrastive) else 0.8) * np.mean(
         losses[:5]
     ), losses
+
+
+def test_linear_head_is_one_linear_map():
+    ctx = PretrainContext(32, SPEC, num_descriptors=7)
+    assert isinstance(DescriptorPrediction(ctx, hidden_dim=0).head, torch.nn.Linear)
+    assert isinstance(DescriptorPrediction(ctx, hidden_dim=16).head, torch.nn.Sequential)
 
 
 def test_descriptor_scaler_drops_constant_and_failing_columns():

@@ -37,6 +37,10 @@ class PretrainContext:
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Module:
+    """[*, in_dim] -> [*, out_dim]: one hidden ReLU layer of width ``hidden``; ``hidden=0``: a linear map (the
+    targets must then be linear in the embedding, so a linear probe can read them back)."""
+    if hidden == 0:
+        return nn.Linear(in_dim, out_dim)
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
 
 
@@ -177,7 +181,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[tor
 
 class _VectorRegression(nn.Module):
     """Regress a standardized per-molecule vector ``batch.<target>`` float [B, K] from the graph embedding
-    with an MLP head (MSE); logs R² over the batch."""
+    with an MLP head (``hidden_dim=0``: a linear head) (MSE); logs R² over the batch."""
 
     target = ""
 
