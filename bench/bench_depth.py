@@ -195,7 +195,21 @@ def _bar(found, family, dataset) -> list[str]:
     )
     if plain:
         text += f"; plain at 12: test {_mean(plain, 'test/rmse'):.3f}, gap {100 * (_mean(plain, 'test/rmse') / s_rmse - 1):+.1f}%"
-    return [text + "."]
+    return [text + ".", *_goal(found, family, dataset, s_rmse)]
+
+
+def _goal(found, family, dataset, shallow_rmse: float) -> list[str]:
+    """The goal beyond the bar: the deep model (depth >= 8, any mode) validation picks, against the best shallow."""
+    deep = [(k, v) for k, v in found.items() if k[:2] == (family, dataset) and k[3] >= 8]
+    if not deep:
+        return []
+    (_, _, mode, depth), runs = min(deep, key=lambda kv: _mean(kv[1], "val/rmse"))
+    rmse = _mean(runs, "test/rmse")
+    verdict = "beats" if rmse < shallow_rmse else "does not beat"
+    return [
+        f"Goal (chosen on validation): best deep = {mode} L{depth} test {rmse:.3f} (n={len(runs)}), "
+        f"{100 * (rmse / shallow_rmse - 1):+.1f}% -> {verdict} the best shallow."
+    ]
 
 
 def main() -> None:
