@@ -24,13 +24,16 @@ lint:
 	ruff format --check molgnn tests bench
 
 SEED ?= 0
+# EPOCHS=10: the longer recipe (bench/results/distill.md, last section), run folder $(DISTILL)/pt10_s$(SEED)
+EPOCHS ?= 5
 DISTILL := outputs/distill
+DISTILL_RUN := $(DISTILL)/pt$(if $(filter 5,$(EPOCHS)),,$(EPOCHS))_s$(SEED)
 distill-encoder: setup  ## pretrain a D-MPNN on the bundled 105k corpus distilling MiniMol (+ descriptors, masking); ~35 min on 2 cores
 	test -f $(DISTILL)/mixed.csv.gz || $(PY) data/pretrain/make_corpus.py data/pretrain/moses_50k.csv.gz \
 		data/pretrain/moleculenet_smiles.csv.gz -o $(DISTILL)/mixed.csv.gz
 	test -f $(DISTILL)/minimol_teacher.npy || molgnn-embed input=$(DISTILL)/mixed.csv.gz smiles_col=SMILES encoder=minimol \
 		output=$(DISTILL)/minimol_teacher.npy hydra.run.dir=$(DISTILL)/embed
 	molgnn-pretrain pretrain=distill data.path=$(DISTILL)/mixed.csv.gz data.name=mixed105k \
-		data.teacher=$(DISTILL)/minimol_teacher.npy seed=$(SEED) trainer.max_epochs=5 checkpoint_every_n_steps=500 \
-		trainer.enable_progress_bar=false hydra.run.dir=$(DISTILL)/pt_s$(SEED)
-	@echo "encoder: $(DISTILL)/pt_s$(SEED)/encoder.pt"
+		data.teacher=$(DISTILL)/minimol_teacher.npy seed=$(SEED) trainer.max_epochs=$(EPOCHS) checkpoint_every_n_steps=500 \
+		trainer.enable_progress_bar=false hydra.run.dir=$(DISTILL_RUN)
+	@echo "encoder: $(DISTILL_RUN)/encoder.pt"
