@@ -177,15 +177,19 @@ def _collapse(found, family, dataset, depths) -> list[str]:
     return ["Plain encoder diagnostics by depth: " + "; ".join(cells), ""] if cells else []
 
 
+def _best(found, family, dataset, keep):
+    """The (key, runs) of (family, dataset) with the lowest mean validation RMSE among keys where keep(key)."""
+    cands = [(k, v) for k, v in found.items() if k[:2] == (family, dataset) and keep(k)]
+    return min(cands, key=lambda kv: _mean(kv[1], "val/rmse")) if cands else None
+
+
 def _bar(found, family, dataset) -> list[str]:
     """Best shallow (depth <= 4, any mode) vs best mitigated and plain at depth 12; chosen on validation."""
-    shallow = [(k, v) for k, v in found.items() if k[:2] == (family, dataset) and k[3] <= 4]
-    deep = [(k, v) for k, v in found.items() if k[:2] == (family, dataset) and k[3] == 12 and k[2] != "plain"]
+    best_s = _best(found, family, dataset, lambda k: k[3] <= 4)
+    best_d = _best(found, family, dataset, lambda k: k[3] == 12 and k[2] != "plain")
     plain = found.get((family, dataset, "plain", 12))
-    if not shallow or not deep:
+    if not best_s or not best_d:
         return ["Bar: not enough finished runs yet (needs depth <= 4 and mitigated depth 12)."]
-    best_s = min(shallow, key=lambda kv: _mean(kv[1], "val/rmse"))
-    best_d = min(deep, key=lambda kv: _mean(kv[1], "val/rmse"))
     s_rmse, d_rmse = _mean(best_s[1], "test/rmse"), _mean(best_d[1], "test/rmse")
     gap = d_rmse / s_rmse - 1
     text = (
@@ -200,10 +204,10 @@ def _bar(found, family, dataset) -> list[str]:
 
 def _goal(found, family, dataset, shallow_rmse: float) -> list[str]:
     """The goal beyond the bar: the deep model (depth >= 8, any mode) validation picks, against the best shallow."""
-    deep = [(k, v) for k, v in found.items() if k[:2] == (family, dataset) and k[3] >= 8]
-    if not deep:
+    best = _best(found, family, dataset, lambda k: k[3] >= 8)
+    if not best:
         return []
-    (_, _, mode, depth), runs = min(deep, key=lambda kv: _mean(kv[1], "val/rmse"))
+    (_, _, mode, depth), runs = best
     rmse = _mean(runs, "test/rmse")
     verdict = "beats" if rmse < shallow_rmse else "does not beat"
     return [
