@@ -51,16 +51,43 @@ def _decoded(smiles: str) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("name", list(MOLS))
 def test_featurization_is_graphium_bit_for_bit(name):
     """Atom and bond features, edges, eigenvalues and random-walk probabilities equal graphium's float16
-    tensors exactly; eigenvectors up to the sign of each column (LAPACK's choice)."""
+    tensors exactly; eigenvectors span the same eigenspaces (each eigenvalue's orthogonal projector agrees to
+    float16 rounding). Which basis the general solver returns inside an eigenspace (the sign of a column; for a
+    repeated eigenvalue any, not even orthogonal, set of unit columns) differs between machines, for graphium
+    as for molgnn."""
     ours = _decoded(MOLS[name])
     assert torch.equal(ours["feat"], REF[f"{name}/feat"].float())
     assert torch.equal(ours["edge_feat"], REF[f"{name}/edge_feat"].float())
     assert torch.equal(ours["edge_index"], REF[f"{name}/edge_index"].long())
     assert torch.equal(ours["eigval"], REF[f"{name}/laplacian_eigval"].float())
     assert torch.equal(ours["rw"], REF[f"{name}/rw_return_probs"].float())
-    theirs = REF[f"{name}/laplacian_eigvec"].float()
-    sign = torch.where((ours["eigvec"] * theirs).sum(0) < 0, -1.0, 1.0)
-    assert torch.equal(ours["eigvec"] * sign, theirs)
+    theirs, eigval = REF[f"{name}/laplacian_eigvec"].float(), ours["eigval"][0]
+    for value in eigval[torch.isfinite(eigval)].unique():
+        cols = eigval == value
+        mine, ref = _projector(ours["eigvec"][:, cols]), _projector(theirs[:, cols])
+        assert (mine - ref).abs().max() < 5e-3, f"eigenspace of {float(value)}"
+
+
+def _projector(columns: torch.Tensor) -> torch.Tensor:
+    """float [N, k] columns -> float [N, N] orthogonal projector onto their span."""
+    u, s, _ = torch.linalg.svd(columns, full_matrices=False)
+    u = u[:, s > 1e-2 * s[0]]
+    return u @ u.T
+
+
+@needs_weights
+@torch.no_grad()
+@pytest.mark.parametrize("name", list(MOLS))
+def test_end_to_end_in_graphiums_eigenbasis(encoder, name):
+    """From SMILES through molgnn's featurization and network, with the eigenvector columns set to the basis
+    graphium's LAPACK returned (the one machine-dependent choice, above), the reference fingerprint within 1e-4."""
+    g = smiles_to_graph(MOLS[name], minimol_spec())
+    x = g.x.clone()
+    x[:, 9:17] = torch.from_numpy(encode_float16(REF[f"{name}/laplacian_eigvec"].float().numpy()))
+    g.x = x
+    row = [str(s) for s in FP_REF["smiles"]].index(MOLS[name])
+    fp = encoder(Batch.from_data_list([g]))
+    assert (fp[0] - torch.from_numpy(FP_REF["fp"][row])).abs().max() < 1e-4
 
 
 def test_featurization_edge_cases():
@@ -136,13 +163,18 @@ def test_every_layer_matches_graphium_on_its_inputs(encoder):
 
 @needs_weights
 def test_reference_fingerprints_end_to_end(encoder):
-    """From SMILES (our featurization + network), the 24 fingerprints made by `Minimol()` agree within
-    1e-2 (the bar; eigenvector signs may differ between LAPACK builds). Measured here: 5.2e-6."""
+    """From SMILES (our featurization + network), the 24 fingerprints made by `Minimol()`. Where this machine's
+    LAPACK returns the reference machine's eigenvector basis they agree to 5.2e-6 (Intel hosts); where it
+    picks another basis (an AMD EPYC host: other signs, other rotations of repeated eigenvalues) the worst
+    molecule moves by 0.12 (Brc1ccccc1I) and the median stays below 1e-2, as graphium's own output would.
+    A featurization or network fault moves every molecule far more."""
     smiles = [str(s) for s in FP_REF["smiles"]]
     emb = embed_smiles(encoder, smiles, num_workers=0)
-    deviation = np.abs(emb.values - FP_REF["fp"]).max()
-    print(f"MiniMol end-to-end max |fp - reference| = {deviation:.2e}")
-    assert not emb.failures and deviation < 1e-2
+    per_molecule = np.abs(emb.values - FP_REF["fp"]).max(axis=1)
+    print(
+        f"MiniMol end-to-end |fp - reference|: max {per_molecule.max():.2e}, median {np.median(per_molecule):.2e}"
+    )
+    assert not emb.failures and np.median(per_molecule) < 1e-2 and per_molecule.max() < 0.25
 
 
 @needs_weights
@@ -155,7 +187,8 @@ def test_prediction_transport_keeps_the_inputs(encoder):
     packed = featurize_job(smiles, encoder.spec, [])
     assert packed["x"].dtype == np.int64
     fp = torch.cat([encoder(b) for b in iter_batches(packed, 3)])
-    assert (fp - torch.from_numpy(FP_REF["fp"][:8])).abs().max() < 1e-4
+    direct = embed_smiles(encoder, smiles, num_workers=0).values
+    assert (fp - torch.from_numpy(direct)).abs().max() < 1e-4
 
 
 def test_missing_package_says_how_to_install(monkeypatch):
@@ -245,8 +278,9 @@ def test_fine_tuning_moves_the_pretrained_weights(compose, fixtures, tmp_path):
 @pytest.mark.slow
 @needs_weights
 def test_molgnn_embed_with_minimol(tmp_path):
+    smiles = [str(s) for s in FP_REF["smiles"]]
     smi = tmp_path / "mols.smi"
-    smi.write_text("\n".join(str(s) for s in FP_REF["smiles"][:5]) + "\nnot_a_smiles\n")
+    smi.write_text("\n".join(smiles[:5]) + "\nnot_a_smiles\n")
     out = tmp_path / "emb.npy"
     subprocess.run(
         [
@@ -263,7 +297,10 @@ def test_molgnn_embed_with_minimol(tmp_path):
     )
     values = np.load(out)
     assert values.shape == (6, 512) and np.isnan(values[5]).all()
-    assert np.abs(values[:5] - FP_REF["fp"][:5]).max() < 1e-4
+    direct = embed_smiles(
+        load_foreign_encoder("minimol", "installed").eval(), smiles[:5], num_workers=0
+    ).values
+    assert np.abs(values[:5] - direct).max() < 1e-4
 
 
 @pytest.mark.slow
