@@ -32,6 +32,7 @@ from molgnn.errors import CheckpointError
 from molgnn.storage import atomic_write
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn import ENCODER_FAMILIES, HEAD_FAMILIES
+from molgnn.nn.readout import readout_kinds
 from molgnn.weights import FORMAT_VERSION, WeightsFile, as_weights, read_weights
 from molgnn.weights import read_header, safe_load  # noqa: F401 (re-exported: tests and tools read with them)
 
@@ -114,6 +115,29 @@ def with_dropout(header: dict, dropout: float, path: str | Path) -> dict:
     return {**header, "encoder": encoder}
 
 
+def with_readout(header: dict, readout: str, path: str | Path) -> dict:
+    """A copy of ``header`` whose encoder pools its atoms with ``readout`` (e.g. "sum+mean"). Only a change
+    that no saved weight depends on is accepted: no attention pooling on either side, no batch norm or
+    projection reading the graph embedding at another width."""
+    args, family = header["encoder"]["args"], header["encoder"]["family"]
+    if "readout" not in args:
+        raise CheckpointError(
+            f"{path}: encoder.readout: the {family} encoder in this file has no readout argument"
+        )
+    try:
+        old, new = readout_kinds(args["readout"]), readout_kinds(readout)
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    weighted = "attention" in old + new and old != new
+    resized = len(old) != len(new) and (args.get("batch_norm") or family == "molclr")
+    if weighted or resized:
+        raise CheckpointError(
+            f"{path}: encoder.readout={readout!r}: the file's readout {args['readout']!r} cannot be replaced "
+            f"({'attention pooling has weights' if weighted else 'saved weights read the graph embedding'})"
+        )
+    return {**header, "encoder": {**header["encoder"], "args": {**args, "readout": readout}}}
+
+
 def build_head(head: dict, path: str | Path = "checkpoint") -> nn.Module:
     if head["family"] not in HEAD_FAMILIES:
         raise CheckpointError(
@@ -193,18 +217,24 @@ def read_model_file(path: str | Path, use: str) -> WeightsFile:
 
 
 def load_encoder(
-    path: str | Path | WeightsFile, expect_spec: FeaturizerSpec | None = None, dropout: float | None = None
+    path: str | Path | WeightsFile,
+    expect_spec: FeaturizerSpec | None = None,
+    dropout: float | None = None,
+    readout: str | None = None,
 ) -> nn.Module:
     """Load an encoder from a molgnn ``encoder.pt``, a model/bundle file or a Lightning ``.ckpt``.
 
     ``expect_spec``: when given, a different featurizer spec is an error listing every differing field.
     ``dropout``: when given, replaces the dropout rate the encoder was saved with (fine-tuning with dropout
-    after pretraining without it); it changes no weight.
+    after pretraining without it); it changes no weight. ``readout``: when given, replaces the atom pooling
+    (``with_readout``; e.g. "sum+mean" for frozen embeddings); it changes no weight either.
     """
     weights = as_weights(path)
     path, header = weights.path, weights.molgnn_header()
     if dropout is not None:
         header = with_dropout(header, dropout, path)
+    if readout is not None:
+        header = with_readout(header, readout, path)
     if expect_spec is not None:
         expect_spec.require_equal(
             FeaturizerSpec.from_dict(header["spec"]),

@@ -32,6 +32,7 @@ def make_encoder(
     spec: FeaturizerSpec | None = None,
     expect_spec: FeaturizerSpec | None = None,
     dropout: float | None = None,
+    readout: str | None = None,
     prefix: str | None = None,
     args: dict | None = None,
     **kwargs,
@@ -40,10 +41,12 @@ def make_encoder(
 
     ``args`` / ``kwargs``: construction arguments (hidden_dim, num_layers, ...) for a scratch or plain
     state-dict encoder. ``dropout``: for a molgnn or Chemprop file, replaces the saved rate (fine-tuning);
-    otherwise a construction argument. ``expect_spec``: a molgnn file with another featurizer spec is an
+    otherwise a construction argument. ``readout``: likewise the atom pooling ("sum+mean": frozen embeddings
+    that carry size and composition; a molgnn file only, ``checkpoint.with_readout``). ``expect_spec``: a molgnn file with another featurizer spec is an
     error listing the differences. ``prefix``: take a plain state dict's tensors under "<prefix>.".
     """
-    construction = {**dict(args or {}), **kwargs, **({} if dropout is None else {"dropout": dropout})}
+    replaced = {k: v for k, v in (("dropout", dropout), ("readout", readout)) if v is not None}
+    construction = {**dict(args or {}), **kwargs, **replaced}
     if path is None or path == "installed":
         return _scratch_or_installed(family, path, spec, construction)
     if (
@@ -55,8 +58,10 @@ def make_encoder(
     weights = read_weights(Path(path).expanduser())
     if weights.kind in MOLGNN_KINDS:
         _same_family(family, weights.header["encoder"]["family"], path)
-        return load_encoder(weights, expect_spec, dropout)
+        return load_encoder(weights, expect_spec, dropout, readout)
     if weights.kind == "chemprop":
+        if readout is not None:
+            raise CheckpointError(f"{path}: encoder.readout: a Chemprop file keeps its own aggregation")
         return load_chemprop_encoder(weights, dropout)
     if family is None:
         raise MolgnnError(

@@ -16,7 +16,7 @@ from torch_geometric.nn import JumpingKnowledge
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_pair_norm
 from molgnn.nn.embedding import FeatureEmbedding
-from molgnn.nn.readout import make_readout
+from molgnn.nn.readout import make_readout, readout_width
 from molgnn.nn.encoder import Encoder
 
 SIMD_FLOATS = 16  # fp32 lanes of an AVX-512 register: GEMMs whose output width is a multiple run 1.6x faster
@@ -28,7 +28,7 @@ class DMPNNEncoder(Encoder):
     h0_e = relu(W_i [x_src || e]); for depth-1 steps: m_e = sum_{k -> src(e)} h_k - h_rev(e),
     h_e = relu(h0_e + W_h m_e) (+ h_e with ``residual``); atoms: h_v = relu(W_o [x_v || sum_{e -> v} h_e])
     (with ``jk``: the sums of every step, concatenated or max-pooled); readout over atoms.
-    ``embed(batch)`` -> float [B, hidden_dim]; ``node_embeddings(batch)`` -> float [N, hidden_dim];
+    ``embed(batch)`` -> float [B, hidden_dim * readout_width(readout)]; ``node_embeddings(batch)`` -> float [N, hidden_dim];
     ``layer_states(batch)`` -> num_layers + 1 tensors float [N, hidden_dim] (atom view after each step, then
     the atom outputs).
 
@@ -79,8 +79,8 @@ class DMPNNEncoder(Encoder):
         msg_dim = hidden_dim * num_layers if jk == "cat" else hidden_dim
         self.output_msg = nn.Linear(msg_dim, hidden_dim)  # W_o, message part
         self.dropout = nn.Dropout(dropout)
-        self.readout = make_readout(readout, hidden_dim)
-        self.norm = nn.BatchNorm1d(hidden_dim) if batch_norm else nn.Identity()
+        self.readout = make_readout(readout, hidden_dim, readout_scale)  # the sum part scaled
+        self.norm = nn.BatchNorm1d(self.out_dim) if batch_norm else nn.Identity()
         if virtual_node:
             self.virtual_node = VirtualNode(hidden_dim, 1)  # shared over depth, like W_h
         self.pair_norm = make_pair_norm(pair_norm)
@@ -88,7 +88,7 @@ class DMPNNEncoder(Encoder):
 
     @property
     def out_dim(self) -> int:
-        return self.args["hidden_dim"]
+        return self.args["hidden_dim"] * readout_width(self.args["readout"])
 
     @property
     def layers(self) -> list[nn.Module]:
@@ -158,8 +158,6 @@ class DMPNNEncoder(Encoder):
 
     def embed(self, batch) -> torch.Tensor:
         h = self.readout(self.node_embeddings(batch), batch.batch, dim_size=batch.num_graphs)
-        if self.args["readout"] == "sum":
-            h = h * self.args["readout_scale"]
         return self.norm(h)
 
 

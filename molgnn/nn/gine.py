@@ -9,7 +9,7 @@ from torch_geometric.nn import GINEConv, JumpingKnowledge
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_pair_norm
 from molgnn.nn.embedding import FeatureEmbedding
-from molgnn.nn.readout import make_readout
+from molgnn.nn.readout import make_readout, readout_width
 from molgnn.nn.encoder import Encoder
 
 NORMS = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, "none": lambda dim: nn.Identity()}
@@ -87,7 +87,7 @@ class GINEEncoder(Encoder):
 
     @property
     def out_dim(self) -> int:
-        return self.node_dim
+        return self.node_dim * readout_width(self.args["readout"])
 
     @property
     def layers(self) -> list[nn.Module]:

@@ -18,7 +18,7 @@ from torch_geometric.utils import degree, softmax
 from molgnn.errors import MolgnnError
 from molgnn.featurize.foreign import hu2020_spec
 from molgnn.featurize.spec import FeaturizerSpec
-from molgnn.nn.readout import make_readout
+from molgnn.nn.readout import make_readout, readout_width
 from molgnn.nn.encoder import Encoder
 
 NUM_ATOM_TYPE, NUM_CHIRALITY = 120, 3  # their table sizes (mask tokens included)
@@ -156,7 +156,7 @@ class Hu2020Encoder(AtomTypeGNNStack, Encoder):
     """Hu et al. 2020 GNN: x_embedding1(Z-1) + x_embedding2(chirality), ``num_layers`` x (conv -> batch norm
     -> ReLU except after the last -> dropout), then a graph readout (mean = their fine-tuning default).
 
-    ``embed(batch)``: PyG Batch (spec ``hu2020_spec()``) -> float [B, hidden_dim];
+    ``embed(batch)``: PyG Batch (spec ``hu2020_spec()``) -> float [B, out_dim];
     ``node_embeddings(batch)`` -> float [N, hidden_dim].
     """
 
@@ -190,7 +190,7 @@ class Hu2020Encoder(AtomTypeGNNStack, Encoder):
 
     @property
     def out_dim(self) -> int:
-        return self.args["hidden_dim"]
+        return self.args["hidden_dim"] * readout_width(self.args["readout"])
 
     def embed(self, batch) -> torch.Tensor:
         return self.readout(self.node_embeddings(batch), batch.batch, dim_size=batch.num_graphs)

@@ -20,7 +20,7 @@ from torch_geometric.nn import MessagePassing
 from molgnn.featurize.foreign import molclr_spec
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.nn.hu2020 import NUM_BOND_DIR, NUM_CHIRALITY, AtomTypeGNNStack, add_self_loop_edges, check_spec
-from molgnn.nn.readout import make_readout
+from molgnn.nn.readout import make_readout, readout_width
 from molgnn.nn.encoder import Encoder
 
 NUM_ATOM_TYPE, NUM_BOND_TYPE = 119, 5  # their table sizes (atom mask and bond self-loop included)
@@ -85,7 +85,7 @@ class MolCLRGCN(AtomTypeGNNStack, Encoder):
         self.batch_norms = nn.ModuleList(nn.BatchNorm1d(hidden_dim) for _ in range(num_layers))
         self.dropout = nn.Dropout(dropout)
         self.readout = make_readout(readout, hidden_dim)
-        self.feat_lin = nn.Linear(hidden_dim, feat_dim)
+        self.feat_lin = nn.Linear(hidden_dim * readout_width(readout), feat_dim)
         self.out_lin = nn.Sequential(
             nn.Linear(feat_dim, feat_dim), nn.ReLU(), nn.Linear(feat_dim, feat_dim // 2)
         )
