@@ -5,6 +5,7 @@ scaffold splits, plus a linear probe (frozen embeddings + ridge vs Morgan finger
     python bench/bench_pretrain.py --datasets esol --seeds 0 --epochs 5      # quick check
     python bench/bench_pretrain.py --encoder outputs/pretrain/.../encoder.pt --no-descriptors
     python bench/bench_pretrain.py --extra trainer.max_epochs=100            # any Hydra overrides for every run
+    python bench/bench_pretrain.py --encoder x.pt --probe-only --readout sum+mean   # the ESOL probe alone
 
 Columns: scratch (default encoder, random init), pretrained (encoder=pretrained encoder.path=...),
 scratch + RDKit 2D descriptors concatenated before the head (data.descriptors=true), and the pretrained
@@ -99,8 +100,9 @@ def paired_table(results: dict, datasets: list[str], seeds: list[int]) -> str:
     )
 
 
-def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
-    """Validation and test RMSE of RidgeCV on frozen pretrained / random-init embeddings, Morgan bits and RDKit descriptors."""
+def linear_probe(encoder_path: Path, dataset: str = "esol", readout: str | None = None) -> str:
+    """Validation and test RMSE of RidgeCV on frozen pretrained / random-init embeddings, Morgan bits and RDKit
+    descriptors. ``readout``: pool the atoms of both encoders another way (``encoder.readout``, e.g. sum+mean)."""
     import json
 
     import pandas as pd
@@ -112,7 +114,7 @@ def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
     from sklearn.preprocessing import StandardScaler
     from torch_geometric.data import Batch
 
-    from molgnn.checkpoint import build_encoder, load_encoder
+    from molgnn.checkpoint import build_encoder, load_encoder, with_readout
     from molgnn.data.graphs import featurize_smiles
     from molgnn.featurize.descriptors import DescriptorScaler, compute_descriptors
     from molgnn.weights import read_weights
@@ -150,13 +152,14 @@ def linear_probe(encoder_path: Path, dataset: str = "esol") -> str:
         return [f"{rmse(x, split['train'], split['valid']):.3f}", f"{rmse(x, train, test):.3f}"]
 
     torch.manual_seed(0)
-    random_init = build_encoder(read_weights(encoder_path).molgnn_header())
+    header = read_weights(encoder_path).molgnn_header()
+    random_init = build_encoder(header if readout is None else with_readout(header, readout, encoder_path))
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
     morgan = np.array([gen.GetFingerprintAsNumPy(Chem.MolFromSmiles(s)) for s in smiles], dtype=float)
     raw = compute_descriptors(smiles, num_workers=0)
     desc = DescriptorScaler.fit(raw[train], [str(i) for i in range(raw.shape[1])]).transform(raw)
     rows = [
-        [f"{encoder_path.stem} (frozen)", *ridge(embed(load_encoder(encoder_path)))],
+        [f"{encoder_path.stem} (frozen)", *ridge(embed(load_encoder(encoder_path, readout=readout)))],
         ["same encoder, random init (frozen)", *ridge(embed(random_init))],
         ["Morgan r=2, 2048 bits", *ridge(morgan)],
         ["RDKit 2D descriptors", *ridge(desc)],
@@ -175,12 +178,17 @@ def main() -> None:
     parser.add_argument("--encoder", default=str(DEFAULT_ENCODER), help="pretrained encoder.pt to fine-tune")
     parser.add_argument("--no-descriptors", action="store_true", help="skip the scratch + RDKit 2D column")
     parser.add_argument("--no-probe", action="store_true", help="skip the ESOL linear probe")
+    parser.add_argument("--probe-only", action="store_true", help="only the ESOL linear probe")
+    parser.add_argument("--readout", default=None, help="the probe's atom pooling (encoder.readout)")
     parser.add_argument("--parallel", type=int, default=1, help="runs at a time (one thread each when > 1)")
     parser.add_argument("--extra", nargs="*", default=[])
     parser.add_argument(
         "--out", default=None, help="run directory (default: a temp dir); finished runs are reused"
     )
     args = parser.parse_args()
+    if args.probe_only:
+        print(linear_probe(Path(args.encoder), readout=args.readout))
+        return
     out = Path(args.out or tempfile.mkdtemp(prefix="molgnn-pretrain-bench-"))
     print(
         f"encoder: {args.encoder}; seeds {args.seeds}; epochs {args.epochs or '(config)'}; "
@@ -192,7 +200,7 @@ def main() -> None:
     print(paired_table(results, args.datasets, args.seeds))
     if not args.no_probe:
         print()
-        print(linear_probe(Path(args.encoder)))
+        print(linear_probe(Path(args.encoder), readout=args.readout))
 
 
 if __name__ == "__main__":
