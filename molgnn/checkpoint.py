@@ -116,26 +116,35 @@ def with_dropout(header: dict, dropout: float, path: str | Path) -> dict:
 
 
 def with_readout(header: dict, readout: str, path: str | Path) -> dict:
-    """A copy of ``header`` whose encoder pools its atoms with ``readout`` (e.g. "sum+mean"). Only a change
-    that no saved weight depends on is accepted: no attention pooling on either side, no batch norm or
-    projection reading the graph embedding at another width."""
+    """A copy of ``header`` whose encoder pools its atoms with ``readout`` (e.g. "sum+mean"). Accepted only
+    when the encoder built with it has the same tensor names and shapes as the saved one: no saved weight
+    (attention pooling, a batch norm or projection after the readout) depends on the pooling."""
     args, family = header["encoder"]["args"], header["encoder"]["family"]
     if "readout" not in args:
         raise CheckpointError(
             f"{path}: encoder.readout: the {family} encoder in this file has no readout argument"
         )
     try:
-        old, new = readout_kinds(args["readout"]), readout_kinds(readout)
+        readout_kinds(readout)
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from None
-    weighted = "attention" in old + new and old != new
-    resized = len(old) != len(new) and (args.get("batch_norm") or family == "molclr")
-    if weighted or resized:
+    changed = {**header, "encoder": {**header["encoder"], "args": {**args, "readout": readout}}}
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # shapes only: no memory, no RNG draw
+        saved, wanted = (
+            {k: v.shape for k, v in build_encoder(h, path).state_dict().items()} for h in (header, changed)
+        )
+    differing = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+    if differing:
+        why = (
+            "attention pooling has weights"
+            if any(k.startswith("readout.") for k in differing)
+            else "saved weights read the graph embedding"
+        )
         raise CheckpointError(
             f"{path}: encoder.readout={readout!r}: the file's readout {args['readout']!r} cannot be replaced "
-            f"({'attention pooling has weights' if weighted else 'saved weights read the graph embedding'})"
+            f"({why}: {', '.join(differing[:4])})"
         )
-    return {**header, "encoder": {**header["encoder"], "args": {**args, "readout": readout}}}
+    return changed
 
 
 def build_head(head: dict, path: str | Path = "checkpoint") -> nn.Module:

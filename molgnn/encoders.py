@@ -41,9 +41,9 @@ def make_encoder(
 
     ``args`` / ``kwargs``: construction arguments (hidden_dim, num_layers, ...) for a scratch or plain
     state-dict encoder. ``dropout``: for a molgnn or Chemprop file, replaces the saved rate (fine-tuning);
-    otherwise a construction argument. ``readout``: likewise the atom pooling ("sum+mean": frozen embeddings
-    that carry size and composition; a molgnn file only, ``checkpoint.with_readout``). ``expect_spec``: a molgnn file with another featurizer spec is an
-    error listing the differences. ``prefix``: take a plain state dict's tensors under "<prefix>.".
+    otherwise a construction argument. ``readout``: likewise the atom pooling ("sum+mean"; for a molgnn file
+    ``checkpoint.with_readout``). ``expect_spec``: a molgnn file with another featurizer spec is an error
+    listing the differences. ``prefix``: take a plain state dict's tensors under "<prefix>.".
     """
     replaced = {k: v for k, v in (("dropout", dropout), ("readout", readout)) if v is not None}
     construction = {**dict(args or {}), **kwargs, **replaced}

@@ -28,7 +28,8 @@ class DMPNNEncoder(Encoder):
     h0_e = relu(W_i [x_src || e]); for depth-1 steps: m_e = sum_{k -> src(e)} h_k - h_rev(e),
     h_e = relu(h0_e + W_h m_e) (+ h_e with ``residual``); atoms: h_v = relu(W_o [x_v || sum_{e -> v} h_e])
     (with ``jk``: the sums of every step, concatenated or max-pooled); readout over atoms.
-    ``embed(batch)`` -> float [B, hidden_dim * readout_width(readout)]; ``node_embeddings(batch)`` -> float [N, hidden_dim];
+    ``embed(batch)`` -> float [B, out_dim] (hidden_dim x the number of poolings in ``readout``);
+    ``node_embeddings(batch)`` -> float [N, hidden_dim];
     ``layer_states(batch)`` -> num_layers + 1 tensors float [N, hidden_dim] (atom view after each step, then
     the atom outputs).
 
