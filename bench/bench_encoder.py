@@ -8,6 +8,8 @@ side; 3 seeds).
     python bench/bench_encoder.py --scratch-from /path/to/bench_decisions_runs   # reuse default-model runs
     python bench/bench_encoder.py --encoder x.pt --extra head.dropout=0.1 --tag do01  # a head/fine-tuning recipe
     python bench/bench_encoder.py --encoder x.pt --scratch-summary bench/results/scratch_default.json  # no scratch runs
+    python bench/bench_encoder.py --encoder minimol --finetune --init-from 'R/{set}-minimol-fh-{seed}/checkpoints/best.ckpt'
+        # LP-FT: fine-tune from the frozen-head runs R of `--tag fh --extra experiment=frozen_head`
 
 Frozen: ``encoder=<minimol | pretrained encoder.path=PATH> task.freeze_encoder=true
 task.precompute_embeddings=true`` with the default head (MiniMol needs ``pip install --no-deps minimol==1.3.5``;
@@ -58,6 +60,12 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--extra", nargs="*", default=[], help="Hydra overrides for the encoder's runs only")
     parser.add_argument("--tag", default="", help="suffix of the column and run names (a recipe's name)")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        help="LP-FT: start each run from this model file, {set} and {seed} filled in (a frozen-head bench's "
+        "runs, e.g. 'RUNS/{set}-minimol-fh-{seed}/checkpoints/best.ckpt'; molgnn-train init_from=)",
+    )
     args = parser.parse_args()
     name, frozen = encoder_overrides(args.encoder, args.finetune)
     name, frozen = name + (f"-{args.tag}" if args.tag else ""), [*frozen, *args.extra]
@@ -74,7 +82,9 @@ def main() -> None:
         d, col, s = job
         if col == "scratch":
             return job, scratch(d, s)
-        return job, run_train([*dataset_overrides(d), f"seed={s}", *frozen], out / f"{d}-{name}-{s}", threads)
+        init = [f"++init_from={args.init_from.format(set=d, seed=s)}"] if args.init_from else []
+        runs = [*dataset_overrides(d), f"seed={s}", *frozen, *init]
+        return job, run_train(runs, out / f"{d}-{name}-{s}", threads)
 
     # scratch last: reused runs of a bench_decisions.py started earlier are then finished
     columns = ("frozen",) if args.scratch_summary else ("frozen", "scratch")

@@ -28,6 +28,7 @@ from molgnn.data.target_transform import report as transform_report
 from molgnn.errors import MolgnnError
 from molgnn.tasks.embeddings import maybe_precompute
 from molgnn.tasks.timing import EpochTimer
+from molgnn.warm_start import warm_start
 from molgnn.uncertainty.settings import UncertaintySettings
 
 log = logging.getLogger("molgnn.train")
@@ -57,6 +58,8 @@ def train(cfg: DictConfig, out_dir: Path | str | None = None) -> dict[str, float
     num_desc = getattr(datamodule, "num_descriptors", 0)  # data.descriptors=true: head sees [h || desc]
     out_dim = datamodule.num_targets * (2 if uncertainty.mve else 1)  # mve: mean and variance per target
     head = instantiate(cfg.head)(in_dim=encoder.out_dim + num_desc, out_dim=out_dim)
+    if cfg.get("init_from"):  # LP-FT / continued training: start from a trained model's weights
+        warm_start(cfg.init_from, encoder, head, datamodule.target_names)
     task = instantiate(cfg.task)(
         encoder=encoder,
         head=head,
