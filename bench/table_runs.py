@@ -17,6 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
+from bench_encoder import _summary_columns
 from common import DEV_SUITE, PEERS, judged_metric, markdown_table, mean_std
 
 
@@ -44,15 +45,15 @@ def build_rows(columns: dict[str, str], summary: dict, datasets: list[str], seed
         for name, (_, test) in runs.items():
             beats[name] += statistics.mean(test) < best
         beats["chosen on val"] += statistics.mean(runs[chosen][1]) < best
-        (vm, vs), (tm, ts) = summary[d]["val"], summary[d]["test"]
+        scratch_val, scratch_test, _ = _summary_columns(summary[d])
         rows.append(
             [
                 d,
                 judged_metric(d).split("/")[1].upper(),
                 *[mean_std(v) for v, _ in runs.values()],
-                f"{vm:.3f} ± {vs:.3f}",
+                scratch_val,
                 *[mean_std(t) for _, t in runs.values()],
-                f"{tm:.3f} ± {ts:.3f}",
+                scratch_test,
                 f"{chosen}: {statistics.mean(runs[chosen][1]):.3f}",
                 f"{best:.3f}",
             ]
