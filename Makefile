@@ -24,11 +24,12 @@ lint:
 	ruff format --check molgnn tests bench
 
 SEED ?= 0
-# EPOCHS=10: the longer recipe (bench/results/distill.md, last section), run folder $(DISTILL)/pt10_s$(SEED)
-EPOCHS ?= 5
+# EPOCHS=10 is the default encoder's recipe (run folder $(DISTILL)/pt10_s$(SEED)); EPOCHS=5 the previous one
+# (folder $(DISTILL)/pt_s$(SEED)); bench/results/distill.md, last section
+EPOCHS ?= 10
 DISTILL := outputs/distill
 DISTILL_RUN := $(DISTILL)/pt$(if $(filter 5,$(EPOCHS)),,$(EPOCHS))_s$(SEED)
-distill-encoder: setup  ## pretrain a D-MPNN on the bundled 105k corpus distilling MiniMol (+ descriptors, masking); ~35 min on 2 cores
+distill-encoder: setup  ## pretrain a D-MPNN on the bundled 105k corpus distilling MiniMol (+ descriptors, masking); ~90 min on 2 cores
 	test -f $(DISTILL)/mixed.csv.gz || $(PY) data/pretrain/make_corpus.py data/pretrain/moses_50k.csv.gz \
 		data/pretrain/moleculenet_smiles.csv.gz -o $(DISTILL)/mixed.csv.gz
 	test -f $(DISTILL)/minimol_teacher.npy || molgnn-embed input=$(DISTILL)/mixed.csv.gz smiles_col=SMILES encoder=minimol \
