@@ -160,7 +160,25 @@ def report(out: Path) -> str:
             *_bar(found, family, dataset),
             "",
         ]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_across_families(found)])
+
+
+def _across_families(found) -> list[str]:
+    """The bar once more per data set with every family in the running (shallow and deep chosen on validation)."""
+    lines = ["## Across families", ""]
+    for dataset in sorted({k[1] for k in found}):
+        best_s = _best(found, None, dataset, lambda k: k[3] <= 4)
+        best_d = _best(found, None, dataset, lambda k: k[3] == 12 and k[2] != "plain")
+        if not best_s or not best_d:
+            continue
+        s_rmse, d_rmse = _mean(best_s[1], "test/rmse"), _mean(best_d[1], "test/rmse")
+        gap = d_rmse / s_rmse - 1
+        lines.append(
+            f"- {dataset}: best shallow = {best_s[0][0]} {best_s[0][2]} L{best_s[0][3]} test {s_rmse:.3f} "
+            f"(n={len(best_s[1])}); best mitigated at 12 = {best_d[0][0]} {best_d[0][2]} test {d_rmse:.3f} "
+            f"(n={len(best_d[1])}), gap {100 * gap:+.1f}% -> {'within' if gap <= 0.02 else 'NOT within'} 2%"
+        )
+    return lines + [""]
 
 
 def _collapse(found, family, dataset, depths) -> list[str]:
@@ -178,8 +196,9 @@ def _collapse(found, family, dataset, depths) -> list[str]:
 
 
 def _best(found, family, dataset, keep):
-    """The (key, runs) of (family, dataset) with the lowest mean validation RMSE among keys where keep(key)."""
-    cands = [(k, v) for k, v in found.items() if k[:2] == (family, dataset) and keep(k)]
+    """The (key, runs) of (family, dataset) with the lowest mean validation RMSE among keys where keep(key);
+    family None: any family."""
+    cands = [(k, v) for k, v in found.items() if k[1] == dataset and family in (None, k[0]) and keep(k)]
     return min(cands, key=lambda kv: _mean(kv[1], "val/rmse")) if cands else None
 
 
