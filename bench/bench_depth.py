@@ -171,14 +171,20 @@ def _across_families(found) -> list[str]:
         best_d = _best(found, None, dataset, lambda k: k[3] == 12 and k[2] != "plain")
         if not best_s or not best_d:
             continue
-        s_rmse, d_rmse = _mean(best_s[1], "test/rmse"), _mean(best_d[1], "test/rmse")
-        gap = d_rmse / s_rmse - 1
-        lines.append(
-            f"- {dataset}: best shallow = {best_s[0][0]} {best_s[0][2]} L{best_s[0][3]} test {s_rmse:.3f} "
-            f"(n={len(best_s[1])}); best mitigated at 12 = {best_d[0][0]} {best_d[0][2]} test {d_rmse:.3f} "
-            f"(n={len(best_d[1])}), gap {100 * gap:+.1f}% -> {'within' if gap <= 0.02 else 'NOT within'} 2%"
-        )
+        lines.append(f"- {dataset}: " + _versus(best_s, best_d, with_family=True))
     return lines + [""]
+
+
+def _versus(best_s, best_d, with_family: bool = False) -> str:
+    """'best shallow = ... ; best mitigated at 12 = ..., gap ... -> within / NOT within 2%'."""
+    s_rmse, d_rmse = _mean(best_s[1], "test/rmse"), _mean(best_d[1], "test/rmse")
+    gap = d_rmse / s_rmse - 1
+    fam_s, fam_d = (f"{best_s[0][0]} ", f"{best_d[0][0]} ") if with_family else ("", "")
+    return (
+        f"best shallow = {fam_s}{best_s[0][2]} L{best_s[0][3]} test {s_rmse:.3f} (n={len(best_s[1])}); "
+        f"best mitigated at 12 = {fam_d}{best_d[0][2]} test {d_rmse:.3f} (n={len(best_d[1])}), "
+        f"gap {100 * gap:+.1f}% -> {'within' if gap <= 0.02 else 'NOT within'} 2%"
+    )
 
 
 def _collapse(found, family, dataset, depths) -> list[str]:
@@ -209,13 +215,8 @@ def _bar(found, family, dataset) -> list[str]:
     plain = found.get((family, dataset, "plain", 12))
     if not best_s or not best_d:
         return ["Bar: not enough finished runs yet (needs depth <= 4 and mitigated depth 12)."]
-    s_rmse, d_rmse = _mean(best_s[1], "test/rmse"), _mean(best_d[1], "test/rmse")
-    gap = d_rmse / s_rmse - 1
-    text = (
-        f"Bar (chosen on validation): best shallow = {best_s[0][2]} L{best_s[0][3]} test {s_rmse:.3f} "
-        f"(n={len(best_s[1])}); best mitigated at 12 = {best_d[0][2]} test {d_rmse:.3f} (n={len(best_d[1])}), "
-        f"gap {100 * gap:+.1f}% -> {'within' if gap <= 0.02 else 'NOT within'} 2%"
-    )
+    s_rmse = _mean(best_s[1], "test/rmse")
+    text = "Bar (chosen on validation): " + _versus(best_s, best_d)
     if plain:
         text += f"; plain at 12: test {_mean(plain, 'test/rmse'):.3f}, gap {100 * (_mean(plain, 'test/rmse') / s_rmse - 1):+.1f}%"
     return [text + ".", *_goal(found, family, dataset, s_rmse)]
