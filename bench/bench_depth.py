@@ -35,6 +35,7 @@ MODES: dict[str, list[str]] = {
     "pair_norm": ["encoder.pair_norm=true"],
     "drop_edge": ["encoder.drop_edge=0.1"],
     "res+vn+jk": ["encoder.residual=true", "encoder.virtual_node=true", "encoder.jk=max"],
+    "pn+de": ["encoder.pair_norm=true", "encoder.drop_edge=0.1"],
 }
 FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
 DEPTHS = (2, 4, 12, 8, 16)
