@@ -36,6 +36,7 @@ MODES: dict[str, list[str]] = {
     "drop_edge": ["encoder.drop_edge=0.1"],
     "res+vn+jk": ["encoder.residual=true", "encoder.virtual_node=true", "encoder.jk=max"],
     "pn+de": ["encoder.pair_norm=true", "encoder.drop_edge=0.1"],
+    "attention": ["encoder.global_attention=4"],
 }
 FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
 DEPTHS = (2, 4, 12, 8, 16)

@@ -37,6 +37,7 @@ OPTIONS = [
     dict(virtual_node=True),
     dict(pair_norm=True),
     dict(drop_edge=0.2),
+    dict(global_attention=4),
     dict(residual=True, virtual_node=True, jk="max"),
 ]
 
@@ -109,12 +110,16 @@ def test_depth_option_trains_pretrains_and_reloads_bit_identically(family, optio
 
 def test_switches_off_build_the_original_parameters():
     """Old checkpoints keep loading: the defaults add no parameter."""
-    assert not any("virtual_node" in k or "pair_norm" in k for k in DMPNNEncoder(SPEC).state_dict())
+    assert not any(
+        k.split(".")[0] in ("virtual_node", "pair_norm", "attention") for k in DMPNNEncoder(SPEC).state_dict()
+    )
     assert DMPNNEncoder(SPEC, hidden_dim=8, num_layers=4, jk="cat").output_msg.in_features == 32
     with pytest.raises(ValueError, match="encoder.jk"):
         DMPNNEncoder(SPEC, jk="mean")
     with pytest.raises(ValueError, match="encoder.drop_edge"):
         GINEEncoder(SPEC, drop_edge=1.0)
+    with pytest.raises(ValueError, match="encoder.global_attention"):
+        DMPNNEncoder(SPEC, hidden_dim=300, global_attention=7)
 
 
 def test_diagnose_reports_every_layer_and_restores_training_mode():

@@ -8,6 +8,9 @@
   rescale them to a fixed mean norm, so they cannot all converge to one vector.
 - ``drop_edge``: DropEdge (Rong et al. 2020): during training each bond is removed with this probability
   (both directions together), a different random graph per step.
+- ``global_attention``: GPS-style global self-attention (Rampasek et al. 2022, "GPS"): each layer adds, to
+  its local message passing, multi-head attention among all atoms of the molecule, so any atom reaches any
+  other in one step. The value is the number of heads (0: off).
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch_geometric.nn.norm import PairNorm
-from torch_geometric.utils import scatter
+from torch_geometric.utils import scatter, to_dense_batch
 
 JK_MODES = ("last", "cat", "max")
 
 
-def check_depth_args(num_layers: int, jk: str, drop_edge: float) -> None:
+def check_depth_args(
+    num_layers: int, jk: str, drop_edge: float, global_attention: int = 0, hidden_dim: int = 1
+) -> None:
     """Refuse values that would build a broken encoder (each message names the config key)."""
     if num_layers < 1:
         raise ValueError(f"encoder.num_layers must be at least 1, got {num_layers}")
@@ -28,6 +33,11 @@ def check_depth_args(num_layers: int, jk: str, drop_edge: float) -> None:
         raise ValueError(f"encoder.jk must be one of {JK_MODES}, got {jk!r}")
     if not 0.0 <= drop_edge < 1.0:
         raise ValueError(f"encoder.drop_edge must be in [0, 1), got {drop_edge}")
+    if global_attention < 0 or (global_attention and hidden_dim % global_attention):
+        raise ValueError(
+            f"encoder.global_attention (heads) must be 0 or divide encoder.hidden_dim={hidden_dim}, "
+            f"got {global_attention}"
+        )
 
 
 def drop_bonds(
@@ -67,3 +77,23 @@ class VirtualNode(nn.Module):
 def make_pair_norm(enabled: bool) -> nn.Module | None:
     """PyG's PairNorm (scale 1) or None."""
     return PairNorm(scale=1.0) if enabled else None
+
+
+class GlobalAttention(nn.Module):
+    """Self-attention among the atoms of each molecule (GPS's global branch, pre-LayerNorm; PyTorch's
+    ``MultiheadAttention`` on PyG's ``to_dense_batch`` padding). x float [N, d], batch long [N] -> float [N, d]."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+
+    def forward(self, x: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        dense, real = to_dense_batch(self.norm(x), batch, batch_size=num_graphs)  # [B, n_max, d], [B, n_max]
+        out, _ = self.attention(dense, dense, dense, key_padding_mask=~real, need_weights=False)
+        return out[real]
+
+
+def make_global_attention(heads: int, dim: int, dropout: float, count: int) -> nn.ModuleList | None:
+    """``count`` attention blocks (one per layer, or one shared over depth) or None when ``heads`` is 0."""
+    return nn.ModuleList(GlobalAttention(dim, heads, dropout) for _ in range(count)) if heads else None

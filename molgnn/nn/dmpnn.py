@@ -2,7 +2,7 @@
 
 Hidden states live on directed bonds. Edges come interleaved from the featurizer (bond k is edges 2k and
 2k+1, one per direction), so the reverse of edge ``e`` is ``e ^ 1``. Depth switches (``residual``, ``jk``,
-``virtual_node``, ``pair_norm``, ``drop_edge``; see ``molgnn.nn.depth``) are off by default, and off they
+``virtual_node``, ``pair_norm``, ``drop_edge``, ``global_attention``; see ``molgnn.nn.depth``) are off by default, and off they
 build exactly Chemprop's network (same parameters, same outputs).
 """
 
@@ -14,7 +14,13 @@ from torch import nn
 from torch_geometric.nn import JumpingKnowledge
 
 from molgnn.featurize.spec import FeaturizerSpec
-from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_pair_norm
+from molgnn.nn.depth import (
+    VirtualNode,
+    check_depth_args,
+    drop_bonds,
+    make_global_attention,
+    make_pair_norm,
+)
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout, readout_width
 from molgnn.nn.encoder import Encoder
@@ -55,9 +61,10 @@ class DMPNNEncoder(Encoder):
         virtual_node: bool = False,
         pair_norm: bool = False,
         drop_edge: float = 0.0,
+        global_attention: int = 0,
     ):
         super().__init__()
-        check_depth_args(num_layers, jk, drop_edge)
+        check_depth_args(num_layers, jk, drop_edge, global_attention, hidden_dim)
         self.spec = spec
         self.args = dict(
             hidden_dim=hidden_dim,
@@ -71,6 +78,7 @@ class DMPNNEncoder(Encoder):
             virtual_node=virtual_node,
             pair_norm=pair_norm,
             drop_edge=drop_edge,
+            global_attention=global_attention,
         )
         self.input_atom = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)  # W_i, atom part (one-hot @ W)
         self.input_bond = FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim)  # W_i, bond part
@@ -85,6 +93,7 @@ class DMPNNEncoder(Encoder):
         if virtual_node:
             self.virtual_node = VirtualNode(hidden_dim, 1)  # shared over depth, like W_h
         self.pair_norm = make_pair_norm(pair_norm)
+        self.attention = make_global_attention(global_attention, hidden_dim, dropout, 1)  # shared, like W_h
         self.jk = JumpingKnowledge(jk) if jk != "last" else None  # cat / max: no parameters
 
     @property
@@ -95,6 +104,7 @@ class DMPNNEncoder(Encoder):
     def layers(self) -> list[nn.Module]:
         """Parameter groups in order of depth (input, message passing, output), for freezing."""
         middle = [self.message, *([self.virtual_node] if self.args["virtual_node"] else [])]
+        middle += [self.attention] if self.attention is not None else []
         return [
             nn.ModuleList([self.input_atom, self.input_bond]),
             nn.ModuleList(middle),
@@ -121,6 +131,9 @@ class DMPNNEncoder(Encoder):
             incoming = _sum_into(h, dst, num_nodes)  # sum of edges into each atom
             if g is not None:
                 incoming = incoming + zero_pad(g, w)[graph_of]
+            if self.attention is not None:  # every atom hears every other atom of its molecule
+                glob = self.attention[0](incoming[:, :d], graph_of, batch.num_graphs)
+                incoming = incoming + zero_pad(glob, w)
             # h0 + W_h (incoming[src] - h[reverse]) in one GEMM; the reverse edge's state is subtracted in place
             message = _minus_reverse(incoming.index_select(0, src), h)
             new = torch.relu_(_add_linear(h0, message, weight))

@@ -7,7 +7,13 @@ from torch import nn
 from torch_geometric.nn import GINEConv, JumpingKnowledge
 
 from molgnn.featurize.spec import FeaturizerSpec
-from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_pair_norm
+from molgnn.nn.depth import (
+    VirtualNode,
+    check_depth_args,
+    drop_bonds,
+    make_global_attention,
+    make_pair_norm,
+)
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout, readout_width
 from molgnn.nn.encoder import Encoder
@@ -39,9 +45,10 @@ class GINEEncoder(Encoder):
         virtual_node: bool = False,
         pair_norm: bool = False,
         drop_edge: float = 0.0,
+        global_attention: int = 0,
     ):
         super().__init__()
-        check_depth_args(num_layers, jk, drop_edge)
+        check_depth_args(num_layers, jk, drop_edge, global_attention, hidden_dim)
         if norm not in NORMS:
             raise ValueError(f"encoder.norm must be one of {sorted(NORMS)}, got {norm!r}")
         self.spec = spec
@@ -57,6 +64,7 @@ class GINEEncoder(Encoder):
             virtual_node=virtual_node,
             pair_norm=pair_norm,
             drop_edge=drop_edge,
+            global_attention=global_attention,
         )
         self.atom_embedding = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)
         self.bond_embeddings = nn.ModuleList(
@@ -84,6 +92,7 @@ class GINEEncoder(Encoder):
                 hidden_dim, max(num_layers - 1, 1)
             )  # one update per layer, OGB style
         self.pair_norm = make_pair_norm(pair_norm)
+        self.attention = make_global_attention(global_attention, hidden_dim, dropout, num_layers)
 
     @property
     def out_dim(self) -> int:
@@ -94,8 +103,9 @@ class GINEEncoder(Encoder):
         """Message-passing layers in order, each with its own bond embedding, norm and (with ``virtual_node``)
         the virtual-node update that follows it (for freezing)."""
         vns = list(self.virtual_node.updates) if self.args["virtual_node"] else []
+        attns = list(self.attention) if self.attention is not None else []
         return [
-            nn.ModuleList([c, b, n, *vns[i : i + 1]])
+            nn.ModuleList([c, b, n, *vns[i : i + 1], *attns[i : i + 1]])
             for i, (c, b, n) in enumerate(zip(self.convs, self.bond_embeddings, self.norms))
         ]
 
@@ -110,6 +120,8 @@ class GINEEncoder(Encoder):
         for i, (conv, bond_emb, norm) in enumerate(zip(self.convs, self.bond_embeddings, self.norms)):
             x = h if g is None else h + g[batch.batch]
             out = norm(conv(x, edge_index, bond_emb(edge_attr)))
+            if self.attention is not None:  # GPS: local message passing + global attention, summed
+                out = out + self.attention[i](x, batch.batch, batch.num_graphs)
             if i < last:  # between layers only: PairNorm centres each molecule, so after the last layer a
                 if self.pair_norm is not None:  # mean readout would be zero for every molecule
                     out = self.pair_norm(out, batch.batch, batch.num_graphs)
