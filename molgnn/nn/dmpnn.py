@@ -14,13 +14,7 @@ from torch import nn
 from torch_geometric.nn import JumpingKnowledge
 
 from molgnn.featurize.spec import FeaturizerSpec
-from molgnn.nn.depth import (
-    VirtualNode,
-    check_depth_args,
-    drop_bonds,
-    make_global_attention,
-    make_pair_norm,
-)
+from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_global_attention, make_pair_norm
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout, readout_width
 from molgnn.nn.encoder import Encoder
