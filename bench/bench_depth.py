@@ -36,6 +36,7 @@ MODES: dict[str, list[str]] = {
     "drop_edge": ["encoder.drop_edge=0.1"],
     "res+vn+jk": ["encoder.residual=true", "encoder.virtual_node=true", "encoder.jk=max"],
     "pn+de": ["encoder.pair_norm=true", "encoder.drop_edge=0.1"],
+    "pn+de0.2": ["encoder.pair_norm=true", "encoder.drop_edge=0.2"],
     "attention": ["encoder.global_attention=4"],
 }
 FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
