@@ -108,6 +108,18 @@ def test_depth_option_trains_pretrains_and_reloads_bit_identically(family, optio
     assert torch.equal(loaded(batch), encoder(batch))
 
 
+@pytest.mark.parametrize("family", [DMPNNEncoder, GINEEncoder])
+def test_global_attention_reaches_atoms_no_bond_connects(family):
+    """In 'CC.CO' vs 'CC.CN' the ethane carbons share no path with the other fragment: only attention lets them see
+    it, so their embeddings change with it only when global_attention is on."""
+    torch.manual_seed(0)
+    for heads, expect_change in [(0, False), (2, True)]:
+        encoder = family(SPEC, hidden_dim=8, num_layers=2, global_attention=heads).eval()
+        with torch.no_grad():
+            a, b = (encoder.node_embeddings(_batch([s]))[:2] for s in ("CC.CO", "CC.CN"))
+        assert (not torch.allclose(a, b)) == expect_change
+
+
 def test_switches_off_build_the_original_parameters():
     """Old checkpoints keep loading: the defaults add no parameter."""
     assert not any(
