@@ -16,6 +16,7 @@ from molgnn.data.scaler import TargetScaler
 from molgnn.tasks.anchor import WeightAnchor
 from molgnn.tasks.embeddings import EmbeddingBatch
 from molgnn.tasks.freezing import make_freezer
+from molgnn.tasks.noisy_nodes import make_noisy_nodes
 from molgnn.uncertainty.settings import UncertaintySettings
 
 
@@ -83,6 +84,8 @@ class RegressionTask(L.LightningModule):
         uncertainty: UncertaintySettings | None = None,
         monitor: str = "val/rmse",
         consistency: float = 0.0,
+        noisy_nodes: float = 0.0,
+        noisy_nodes_rate: float = 0.15,
     ):
         super().__init__()
         self.encoder, self.head, self.scaler = encoder, head, scaler
@@ -99,6 +102,7 @@ class RegressionTask(L.LightningModule):
         self.anchor = WeightAnchor(encoder, l2sp) if l2sp and not freeze_encoder else None
         self.uncertainty, self.monitor = uncertainty or UncertaintySettings(), monitor
         self.consistency = float(consistency)
+        self.noisy_nodes = make_noisy_nodes(encoder, noisy_nodes, noisy_nodes_rate, freeze_encoder)
         self.metrics = nn.ModuleDict({f"{s}_": _metrics(s) for s in ("train", "val", "test")})
 
     def train(self, mode: bool = True):
@@ -180,6 +184,12 @@ class RegressionTask(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
+        if self.noisy_nodes is not None:
+            denoise, logs = self.noisy_nodes(self.encoder, batch)
+            size = batch.num_graphs
+            self.log("train/noisy_nodes", denoise, batch_size=size, on_step=False, on_epoch=True)
+            self.log("train/noisy_nodes_acc", logs["atom_acc"], batch_size=size, on_step=False, on_epoch=True)
+            loss = loss + denoise
         if self.anchor is None:
             return loss
         penalty = self.anchor.penalty(self.encoder)
