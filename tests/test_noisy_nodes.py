@@ -56,6 +56,34 @@ def test_denoising_loss_trains_the_encoder_and_leaves_the_batch_clean(family):
     assert 0.0 <= float(logs["atom_acc"]) <= 1.0
 
 
+def _family_specs() -> dict:
+    from molgnn.featurize.chemprop import chemprop_spec
+    from molgnn.featurize.foreign import hu2020_spec, molclr_spec
+    from molgnn.featurize.minimol import minimol_spec
+
+    hu = hu2020_spec()
+    return dict(
+        gine=SPEC, dmpnn=SPEC, hu2020_gcn=hu, hu2020_sage=hu, hu2020_gat=hu, molclr_gcn=molclr_spec(),
+        minimol=minimol_spec(), chemprop=chemprop_spec(),
+    )  # fmt: skip
+
+
+def test_every_encoder_family_gets_a_gradient_from_the_denoising_loss():
+    from molgnn.data.graphs import featurize_smiles
+    from molgnn.nn import ENCODER_FAMILIES
+
+    specs = _family_specs()
+    assert set(specs) == set(ENCODER_FAMILIES)  # a new family must join this test
+    for family, cls in ENCODER_FAMILIES.items():
+        encoder = cls(specs[family])
+        noisy = make_noisy_nodes(encoder, 0.1, 0.3, frozen=False)
+        graphs = featurize_smiles(SMILES, encoder.spec, 0).graphs
+        loss, _ = noisy(encoder, Batch.from_data_list([graphs.get(i) for i in range(len(SMILES))]))
+        loss.backward()
+        grads = [p.grad for p in encoder.parameters() if p.grad is not None]
+        assert torch.isfinite(loss) and any(g.abs().sum() > 0 for g in grads), family
+
+
 def test_weight_scales_the_loss():
     encoder = DMPNNEncoder(SPEC, hidden_dim=16, num_layers=2)
     noisy = make_noisy_nodes(encoder, weight=1.0, rate=0.5, frozen=False)

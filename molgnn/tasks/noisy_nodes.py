@@ -43,7 +43,10 @@ class NoisyNodes(nn.Module):
             raise MolgnnError(f"task.noisy_nodes_rate must be in (0, 1], got {rate}")
         self.weight = float(weight)
         context = PretrainContext(dim=node_width(encoder), spec=encoder.spec)
-        self.masking = AttributeMasking(context, mask_rate=rate, predict_bonds=False)
+        try:
+            self.masking = AttributeMasking(context, mask_rate=rate, predict_bonds=False)
+        except ValueError as err:  # a featurizer without an element feature (some imported encoders)
+            raise MolgnnError(f"task.noisy_nodes: {err}") from None
 
     def forward(self, encoder: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss, logs = self.masking(encoder, batch)

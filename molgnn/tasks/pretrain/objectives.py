@@ -46,7 +46,8 @@ def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Module:
 
 # what a node / an edge is asked to predict when not named: an atom's element, a bond's type; in the line
 # graph (docs/graphs.md) nodes are bonds and edges are atoms, so the two swap places
-NODE_TARGETS, EDGE_TARGETS = ("atomic_num", "bond_type"), ("bond_type", "atomic_num")
+NODE_TARGETS = ("atomic_num", "element_symbol", "bond_type")  # element_symbol: the MiniMol featurizer
+EDGE_TARGETS = ("bond_type", "atomic_num")
 
 
 def _feature_index(vocabs, name: str | None, preferred: tuple[str, ...] = ()) -> int:
