@@ -39,6 +39,7 @@ MODES: dict[str, list[str]] = {
     "pn+de0.2": ["encoder.pair_norm=true", "encoder.drop_edge=0.2"],
     "attention": ["encoder.global_attention=4"],
     "noisy_nodes": ["task.noisy_nodes=0.1"],
+    "pn+jk": ["encoder.pair_norm=true", "encoder.jk=max"],
     "pn+de+nn": ["encoder.pair_norm=true", "encoder.drop_edge=0.1", "task.noisy_nodes=0.1"],
 }
 FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
