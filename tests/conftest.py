@@ -87,3 +87,16 @@ def train_tiny(tmp_path_factory):
         return tmp / "out"
 
     return _train
+
+
+def fit_objective(objective, encoder, batch, steps: int, lr: float = 1e-2) -> tuple[list[float], dict]:
+    """Adam on encoder + objective for ``steps`` steps of ``objective(encoder, batch)`` -> (losses, last logs)."""
+    opt = torch.optim.Adam([*encoder.parameters(), *objective.parameters()], lr=lr)
+    losses, logs = [], {}
+    for _ in range(steps):
+        loss, logs = objective(encoder, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, logs

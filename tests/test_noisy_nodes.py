@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from conftest import fit_objective
 from torch_geometric.data import Batch
 
 from molgnn.errors import MolgnnError
@@ -42,15 +43,7 @@ def test_denoising_loss_trains_the_encoder_and_leaves_the_batch_clean(family):
     noisy = make_noisy_nodes(encoder, weight=1.0, rate=0.3, frozen=False)
     batch = _batch()
     x_before, edges_before = batch.x.clone(), batch.edge_attr.clone()
-    params = list(encoder.parameters()) + list(noisy.parameters())
-    optimizer = torch.optim.Adam(params, lr=1e-2)
-    losses = []
-    for _ in range(60):
-        loss, logs = noisy(encoder, batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses, logs = fit_objective(noisy, encoder, batch, steps=60)
     assert torch.equal(batch.x, x_before) and torch.equal(batch.edge_attr, edges_before)
     assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10  # the atoms learn to name masked neighbours
     assert 0.0 <= float(logs["atom_acc"]) <= 1.0

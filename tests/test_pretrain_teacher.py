@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import fit_objective
 from rdkit import Chem
 
 from molgnn.data.unlabeled import UnlabeledDataModule
@@ -100,14 +101,7 @@ def test_distillation_loss_decreases_and_needs_a_teacher(fixtures, tmp_path, tea
     encoder = DMPNNEncoder(SPEC, hidden_dim=32, num_layers=2)
     objective = TeacherDistillation(PretrainContext(encoder.out_dim, SPEC, num_teacher=dm.num_teacher), 32)
     batch = next(iter(dm.train_dataloader()))
-    opt = torch.optim.Adam([*encoder.parameters(), *objective.parameters()], lr=1e-2)
-    losses = []
-    for _ in range(25):
-        loss, logs = objective(encoder, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses, logs = fit_objective(objective, encoder, batch, steps=25)
     # column 1 (the row number) is noise to the student: only the heavy-atom column can be learned
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]) and logs["r2"] > 0.2, losses
     with pytest.raises(MolgnnError, match="data.teacher="):
