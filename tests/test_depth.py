@@ -36,6 +36,7 @@ OPTIONS = [
     dict(jk="max"),
     dict(virtual_node=True),
     dict(pair_norm=True),
+    dict(pair_norm="last"),
     dict(drop_edge=0.2),
     dict(global_attention=4),
     dict(residual=True, virtual_node=True, jk="max"),
@@ -220,6 +221,31 @@ def test_pair_norm_leaves_molecules_distinct_under_a_mean_readout():
     ).eval()
     h = encoder(_batch())
     assert h.std(dim=0).max() > 1e-3  # not one vector (zero) for every molecule
+
+
+@pytest.mark.parametrize("family", [DMPNNEncoder, GINEEncoder])
+def test_pair_norm_last_normalizes_only_the_last_normalized_step(family):
+    """``pair_norm=last`` leaves every state before the last normalized step as the plain encoder's (D-MPNN:
+    its last step; GINE: the layer before its last; layer_states index 4 of 6 for both at 5 layers) and
+    changes that step's; ``true`` changes the first step already. On the D-MPNN the normalized bond states of
+    a molecule sum to zero (PairNorm centres them)."""
+    batch = _batch()
+
+    def states(pair_norm) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        enc = family(SPEC, hidden_dim=16, num_layers=5, pair_norm=pair_norm, residual=False).eval()
+        with torch.no_grad():
+            return enc.layer_states(batch)
+
+    every, last, off = states(True), states("last"), states(False)
+    for i in range(4):
+        torch.testing.assert_close(last[i], off[i])
+    assert not torch.allclose(last[4], off[4]) and not torch.allclose(every[1], off[1])
+    if family is DMPNNEncoder:
+        per_molecule = torch.zeros(batch.num_graphs, 16).index_add(0, batch.batch, last[4])
+        assert per_molecule.abs().max() < 1e-4
+    with pytest.raises(ValueError, match="encoder.pair_norm"):
+        family(SPEC, pair_norm="sometimes")
 
 
 def _plain_dmpnn(enc: DMPNNEncoder, batch: Batch) -> torch.Tensor:

@@ -5,7 +5,10 @@
 - ``virtual_node``: one extra node per molecule connected to every atom (Gilmer et al. 2017; OGB's
   GIN-virtual): after each layer it sums the atom states and broadcasts an update back.
 - ``pair_norm``: PairNorm (Zhao & Akoglu 2020, PyG's ``PairNorm``): per molecule, centre the states and
-  rescale them to a fixed mean norm, so they cannot all converge to one vector.
+  rescale them to a fixed mean norm, so they cannot all converge to one vector. ``true`` (or ``every``)
+  after every step; ``last`` after the last normalized step only (D-MPNN: its last message-passing
+  step; GINE: the layer before its last), so a deep model keeps its
+  unnormalized dynamics and gets the normalized output of a shallow one.
 - ``drop_edge``: DropEdge (Rong et al. 2020): during training each bond is removed with this probability
   (both directions together), a different random graph per step.
 - ``global_attention``: GPS-style global self-attention (Rampasek et al. 2022, "GPS"): each layer adds, to
@@ -74,9 +77,20 @@ class VirtualNode(nn.Module):
         return g + self.updates[min(step, len(self.updates) - 1)](pooled + g)
 
 
-def make_pair_norm(enabled: bool) -> nn.Module | None:
-    """PyG's PairNorm (scale 1) or None."""
-    return PairNorm(scale=1.0) if enabled else None
+PAIR_NORM_MODES = {False: "off", True: "every", "off": "off", "every": "every", "last": "last"}
+
+
+def pair_norm_mode(value: bool | str) -> str:
+    """``encoder.pair_norm`` (false / true / "every" / "last") -> "off", "every" or "last"."""
+    mode = PAIR_NORM_MODES.get(value) if isinstance(value, (bool, str)) else None
+    if mode is None:
+        raise ValueError(f"encoder.pair_norm must be false, true, every or last; got {value!r}")
+    return mode
+
+
+def make_pair_norm(value: bool | str) -> nn.Module | None:
+    """PyG's PairNorm (scale 1) or None (``encoder.pair_norm`` false / "off")."""
+    return PairNorm(scale=1.0) if pair_norm_mode(value) != "off" else None
 
 
 class GlobalAttention(nn.Module):

@@ -14,7 +14,14 @@ from torch import nn
 from torch_geometric.nn import JumpingKnowledge
 
 from molgnn.featurize.spec import FeaturizerSpec
-from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_global_attention, make_pair_norm
+from molgnn.nn.depth import (
+    VirtualNode,
+    check_depth_args,
+    drop_bonds,
+    make_global_attention,
+    make_pair_norm,
+    pair_norm_mode,
+)
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout, readout_width
 from molgnn.nn.encoder import Encoder
@@ -53,12 +60,13 @@ class DMPNNEncoder(Encoder):
         residual: bool = False,
         jk: str = "last",
         virtual_node: bool = False,
-        pair_norm: bool = False,
+        pair_norm: bool | str = False,
         drop_edge: float = 0.0,
         global_attention: int = 0,
     ):
         super().__init__()
         check_depth_args(num_layers, jk, drop_edge, global_attention, hidden_dim)
+        self.pair_norm_last = pair_norm_mode(pair_norm) == "last"
         self.spec = spec
         self.args = dict(
             hidden_dim=hidden_dim,
@@ -121,7 +129,8 @@ class DMPNNEncoder(Encoder):
         g = self.virtual_node.initial(batch.num_graphs, h[:, :d]) if self.args["virtual_node"] else None
         weight = zero_pad(self.message.weight, w, w)
         states = [h]
-        for _ in range(self.args["num_layers"] - 1):
+        steps = self.args["num_layers"] - 1
+        for step in range(steps):
             incoming = _sum_into(h, dst, num_nodes)  # sum of edges into each atom
             if g is not None:
                 incoming = incoming + zero_pad(g, w)[graph_of]
@@ -131,7 +140,7 @@ class DMPNNEncoder(Encoder):
             # h0 + W_h (incoming[src] - h[reverse]) in one GEMM; the reverse edge's state is subtracted in place
             message = _minus_reverse(incoming.index_select(0, src), h)
             new = torch.relu_(_add_linear(h0, message, weight))
-            if self.pair_norm is not None:
+            if self.pair_norm is not None and (step == steps - 1 or not self.pair_norm_last):
                 new = self.pair_norm(new, graph_of[src], batch.num_graphs)
             new = self.dropout(new)
             h = h + new if self.args["residual"] else new

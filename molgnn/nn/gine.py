@@ -7,7 +7,14 @@ from torch import nn
 from torch_geometric.nn import GINEConv, JumpingKnowledge
 
 from molgnn.featurize.spec import FeaturizerSpec
-from molgnn.nn.depth import VirtualNode, check_depth_args, drop_bonds, make_global_attention, make_pair_norm
+from molgnn.nn.depth import (
+    VirtualNode,
+    check_depth_args,
+    drop_bonds,
+    make_global_attention,
+    make_pair_norm,
+    pair_norm_mode,
+)
 from molgnn.nn.embedding import FeatureEmbedding
 from molgnn.nn.readout import make_readout, readout_width
 from molgnn.nn.encoder import Encoder
@@ -37,12 +44,13 @@ class GINEEncoder(Encoder):
         train_eps: bool = False,
         norm: str = "batch",
         virtual_node: bool = False,
-        pair_norm: bool = False,
+        pair_norm: bool | str = False,
         drop_edge: float = 0.0,
         global_attention: int = 0,
     ):
         super().__init__()
         check_depth_args(num_layers, jk, drop_edge, global_attention, hidden_dim)
+        self.pair_norm_last = pair_norm_mode(pair_norm) == "last"  # GINE: after the layer before the last
         if norm not in NORMS:
             raise ValueError(f"encoder.norm must be one of {sorted(NORMS)}, got {norm!r}")
         self.spec = spec
@@ -117,8 +125,8 @@ class GINEEncoder(Encoder):
             if self.attention is not None:  # GPS: local message passing + global attention, summed
                 out = out + self.attention[i](x, batch.batch, batch.num_graphs)
             if i < last:  # between layers only: PairNorm centres each molecule, so after the last layer a
-                if self.pair_norm is not None:  # mean readout would be zero for every molecule
-                    out = self.pair_norm(out, batch.batch, batch.num_graphs)
+                if self.pair_norm is not None and (i == last - 1 or not self.pair_norm_last):  # mean readout
+                    out = self.pair_norm(out, batch.batch, batch.num_graphs)  # would be zero for all
                 out = torch.relu(out)
             out = self.dropout(out)
             h = h + out if self.args["residual"] else out
