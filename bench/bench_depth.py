@@ -44,6 +44,7 @@ MODES: dict[str, list[str]] = {
     "res+vn": ["encoder.residual=true", "encoder.virtual_node=true"],
     "pn_last": ["encoder.pair_norm=last"],
     "pnl+de": ["encoder.pair_norm=last", "encoder.drop_edge=0.1"],
+    "pn+jk+de": ["encoder.pair_norm=true", "encoder.jk=max", "encoder.drop_edge=0.1"],
 }
 FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
 DEPTHS = (2, 4, 12, 8, 16)
