@@ -7,8 +7,8 @@
 - ``pair_norm``: PairNorm (Zhao & Akoglu 2020, PyG's ``PairNorm``): per molecule, centre the states and
   rescale them to a fixed mean norm, so they cannot all converge to one vector. ``true`` (or ``every``)
   after every step; ``last`` after the last normalized step only (D-MPNN: its last message-passing
-  step; GINE: the layer before its last), so a deep model keeps its
-  unnormalized dynamics and gets the normalized output of a shallow one.
+  step; GINE: the layer before its last), to test whether a deep model keeps PairNorm's shallow gain
+  with its own dynamics left unnormalized (on Biogen solubility it does not: bench/results/depth.md).
 - ``drop_edge``: DropEdge (Rong et al. 2020): during training each bond is removed with this probability
   (both directions together), a different random graph per step.
 - ``global_attention``: GPS-style global self-attention (Rampasek et al. 2022, "GPS"): each layer adds, to
