@@ -45,6 +45,8 @@ MODES: dict[str, list[str]] = {
     "pn_last": ["encoder.pair_norm=last"],
     "pnl+de": ["encoder.pair_norm=last", "encoder.drop_edge=0.1"],
     "pn+jk+de": ["encoder.pair_norm=true", "encoder.jk=max", "encoder.drop_edge=0.1"],
+    "gate": ["encoder.gate=true"],
+    "gate+pn+de": ["encoder.gate=true", "encoder.pair_norm=true", "encoder.drop_edge=0.1"],
 }
 FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
 DEPTHS = (2, 4, 12, 8, 16)

@@ -40,6 +40,7 @@ OPTIONS = [
     dict(drop_edge=0.2),
     dict(global_attention=4),
     dict(residual=True, virtual_node=True, jk="max"),
+    dict(gate=True, residual=False),
 ]
 
 
@@ -124,7 +125,8 @@ def test_global_attention_reaches_atoms_no_bond_connects(family):
 def test_switches_off_build_the_original_parameters():
     """Old checkpoints keep loading: the defaults add no parameter."""
     assert not any(
-        k.split(".")[0] in ("virtual_node", "pair_norm", "attention") for k in DMPNNEncoder(SPEC).state_dict()
+        k.split(".")[0] in ("virtual_node", "pair_norm", "attention", "gate")
+        for k in DMPNNEncoder(SPEC).state_dict()
     )
     assert DMPNNEncoder(SPEC, hidden_dim=8, num_layers=4, jk="cat").output_msg.in_features == 32
     with pytest.raises(ValueError, match="encoder.jk"):
@@ -133,6 +135,28 @@ def test_switches_off_build_the_original_parameters():
         GINEEncoder(SPEC, drop_edge=1.0)
     with pytest.raises(ValueError, match="encoder.global_attention"):
         DMPNNEncoder(SPEC, hidden_dim=300, global_attention=7)
+    with pytest.raises(ValueError, match="encoder.residual=false"):
+        GINEEncoder(SPEC, gate=True)  # GINE's residual default is on: the gate would replace it silently
+
+
+@pytest.mark.parametrize("family", [DMPNNEncoder, GINEEncoder])
+def test_gate_open_is_the_plain_update_and_gate_shut_carries_the_state(family):
+    """z = 1 everywhere gives the ungated network's outputs; z = 0 leaves every state as it came in."""
+    torch.manual_seed(0)
+    plain = family(SPEC, hidden_dim=20, num_layers=4, residual=False).eval()
+    gated = family(SPEC, hidden_dim=20, num_layers=4, residual=False, gate=True).eval()
+    gated.load_state_dict(plain.state_dict(), strict=False)  # same weights, plus the gates
+    batch = _batch()
+    with torch.no_grad():
+        for gate in gated.gate:
+            gate.linear.weight.zero_()
+            gate.linear.bias.fill_(100.0)
+        assert torch.allclose(gated(batch), plain(batch), atol=1e-6)
+        for gate in gated.gate:
+            gate.linear.bias.fill_(-100.0)
+        states = gated.layer_states(batch)
+    # the atom view before the first step (GINE: the input embedding; D-MPNN: the sums of relu(h0)) throughout
+    assert all(torch.equal(s, states[0]) for s in states[1:-1])
 
 
 def test_diagnose_reports_every_layer_and_restores_training_mode():

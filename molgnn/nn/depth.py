@@ -14,6 +14,10 @@
 - ``global_attention``: GPS-style global self-attention (Rampasek et al. 2022, "GPS"): each layer adds, to
   its local message passing, multi-head attention among all atoms of the molecule, so any atom reaches any
   other in one step. The value is the number of heads (0: off).
+- ``gate``: a highway gate on each step (Srivastava et al. 2015; the GRU-style update of gated graph
+  networks, Li et al. 2016): h_{l+1} = (1 - z) h_l + z f(h_l), z = sigmoid(W_z [h_l || f(h_l)] + b_z), so
+  every state learns how much of itself to carry forward. b_z starts at -1 (carry-biased, as the highway
+  paper advises for deep stacks). Replaces ``residual`` (both at once is refused).
 """
 
 from __future__ import annotations
@@ -27,9 +31,20 @@ JK_MODES = ("last", "cat", "max")
 
 
 def check_depth_args(
-    num_layers: int, jk: str, drop_edge: float, global_attention: int = 0, hidden_dim: int = 1
+    num_layers: int,
+    jk: str,
+    drop_edge: float,
+    global_attention: int = 0,
+    hidden_dim: int = 1,
+    gate: bool = False,
+    residual: bool = False,
 ) -> None:
     """Refuse values that would build a broken encoder (each message names the config key)."""
+    if gate and residual:
+        raise ValueError(
+            "encoder.gate and encoder.residual are two ways to carry a state forward; set "
+            "encoder.residual=false to use the gate"
+        )
     if num_layers < 1:
         raise ValueError(f"encoder.num_layers must be at least 1, got {num_layers}")
     if jk not in JK_MODES:
@@ -111,3 +126,29 @@ class GlobalAttention(nn.Module):
 def make_global_attention(heads: int, dim: int, dropout: float, count: int) -> nn.ModuleList | None:
     """``count`` attention blocks (one per layer, or one shared over depth) or None when ``heads`` is 0."""
     return nn.ModuleList(GlobalAttention(dim, heads, dropout) for _ in range(count)) if heads else None
+
+
+GATE_BIAS = -1.0  # sigmoid(-1) = 0.27: each step starts by keeping 73% of the state it is given
+
+
+class Gate(nn.Module):
+    """Highway gate: (h float [M, d], new float [M, d]) -> (1 - z) h + z new, z = sigmoid(W [h || new] + b)
+    float [M, d]. Inputs wider than ``dim`` (zero-padded columns) are gated on their first ``dim`` columns
+    and keep zeros in the rest."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(2 * dim, dim)
+        nn.init.constant_(self.linear.bias, GATE_BIAS)
+
+    def forward(self, h: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        d = self.linear.out_features
+        z = torch.sigmoid(self.linear(torch.cat([h[:, :d], new[:, :d]], dim=1)))
+        if h.size(1) > d:
+            z = torch.nn.functional.pad(z, [0, h.size(1) - d])  # padded columns: 0 * new + 1 * 0
+        return h + z * (new - h)
+
+
+def make_gates(on: bool, dim: int, count: int) -> nn.ModuleList | None:
+    """``count`` gates (one per layer, or one shared over depth) or None when ``encoder.gate`` is off."""
+    return nn.ModuleList(Gate(dim) for _ in range(count)) if on else None

@@ -2,7 +2,7 @@
 
 Hidden states live on directed bonds. Edges come interleaved from the featurizer (bond k is edges 2k and
 2k+1, one per direction), so the reverse of edge ``e`` is ``e ^ 1``. Depth switches (``residual``, ``jk``,
-``virtual_node``, ``pair_norm``, ``drop_edge``, ``global_attention``; see ``molgnn.nn.depth``) are off by default, and off they
+``virtual_node``, ``pair_norm``, ``drop_edge``, ``global_attention``, ``gate``; see ``molgnn.nn.depth``) are off by default, and off they
 build exactly Chemprop's network (same parameters, same outputs).
 """
 
@@ -18,6 +18,7 @@ from molgnn.nn.depth import (
     VirtualNode,
     check_depth_args,
     drop_bonds,
+    make_gates,
     make_global_attention,
     make_pair_norm,
     pair_norm_mode,
@@ -33,7 +34,7 @@ class DMPNNEncoder(Encoder):
     """Molecular graph -> embedding with bond-centred message passing.
 
     h0_e = relu(W_i [x_src || e]); for depth-1 steps: m_e = sum_{k -> src(e)} h_k - h_rev(e),
-    h_e = relu(h0_e + W_h m_e) (+ h_e with ``residual``); atoms: h_v = relu(W_o [x_v || sum_{e -> v} h_e])
+    h_e = relu(h0_e + W_h m_e) (+ h_e with ``residual``; gated with h_e with ``gate``); atoms: h_v = relu(W_o [x_v || sum_{e -> v} h_e])
     (with ``jk``: the sums of every step, concatenated or max-pooled); readout over atoms.
     ``embed(batch)`` -> float [B, out_dim] (hidden_dim x the number of poolings in ``readout``);
     ``node_embeddings(batch)`` -> float [N, hidden_dim];
@@ -63,9 +64,10 @@ class DMPNNEncoder(Encoder):
         pair_norm: bool | str = False,
         drop_edge: float = 0.0,
         global_attention: int = 0,
+        gate: bool = False,
     ):
         super().__init__()
-        check_depth_args(num_layers, jk, drop_edge, global_attention, hidden_dim)
+        check_depth_args(num_layers, jk, drop_edge, global_attention, hidden_dim, gate, residual)
         self.pair_norm_last = pair_norm_mode(pair_norm) == "last"
         self.spec = spec
         self.args = dict(
@@ -81,6 +83,7 @@ class DMPNNEncoder(Encoder):
             pair_norm=pair_norm,
             drop_edge=drop_edge,
             global_attention=global_attention,
+            gate=gate,
         )
         self.input_atom = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)  # W_i, atom part (one-hot @ W)
         self.input_bond = FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim)  # W_i, bond part
@@ -96,6 +99,7 @@ class DMPNNEncoder(Encoder):
             self.virtual_node = VirtualNode(hidden_dim, 1)  # shared over depth, like W_h
         self.pair_norm = make_pair_norm(pair_norm)
         self.attention = make_global_attention(global_attention, hidden_dim, dropout, 1)  # shared, like W_h
+        self.gate = make_gates(gate, hidden_dim, 1)  # shared over depth, like W_h
         self.jk = JumpingKnowledge(jk) if jk != "last" else None  # cat / max: no parameters
 
     @property
@@ -107,6 +111,7 @@ class DMPNNEncoder(Encoder):
         """Parameter groups in order of depth (input, message passing, output), for freezing."""
         middle = [self.message, *([self.virtual_node] if self.args["virtual_node"] else [])]
         middle += [self.attention] if self.attention is not None else []
+        middle += [self.gate] if self.gate is not None else []
         return [
             nn.ModuleList([self.input_atom, self.input_bond]),
             nn.ModuleList(middle),
@@ -143,7 +148,10 @@ class DMPNNEncoder(Encoder):
             if self.pair_norm is not None and (step == steps - 1 or not self.pair_norm_last):
                 new = self.pair_norm(new, graph_of[src], batch.num_graphs)
             new = self.dropout(new)
-            h = h + new if self.args["residual"] else new
+            if self.gate is not None:
+                h = self.gate[0](h, new)
+            else:
+                h = h + new if self.args["residual"] else new
             if g is not None:
                 g = self.virtual_node.update(g, _sum_into(h, dst, num_nodes)[:, :d], graph_of, 0)
             states.append(h)

@@ -11,6 +11,7 @@ from molgnn.nn.depth import (
     VirtualNode,
     check_depth_args,
     drop_bonds,
+    make_gates,
     make_global_attention,
     make_pair_norm,
     pair_norm_mode,
@@ -47,9 +48,10 @@ class GINEEncoder(Encoder):
         pair_norm: bool | str = False,
         drop_edge: float = 0.0,
         global_attention: int = 0,
+        gate: bool = False,
     ):
         super().__init__()
-        check_depth_args(num_layers, jk, drop_edge, global_attention, hidden_dim)
+        check_depth_args(num_layers, jk, drop_edge, global_attention, hidden_dim, gate, residual)
         self.pair_norm_last = pair_norm_mode(pair_norm) == "last"  # GINE: after the layer before the last
         if norm not in NORMS:
             raise ValueError(f"encoder.norm must be one of {sorted(NORMS)}, got {norm!r}")
@@ -67,6 +69,7 @@ class GINEEncoder(Encoder):
             pair_norm=pair_norm,
             drop_edge=drop_edge,
             global_attention=global_attention,
+            gate=gate,
         )
         self.atom_embedding = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)
         self.bond_embeddings = nn.ModuleList(
@@ -95,6 +98,7 @@ class GINEEncoder(Encoder):
             )  # one update per layer, OGB style
         self.pair_norm = make_pair_norm(pair_norm)
         self.attention = make_global_attention(global_attention, hidden_dim, dropout, num_layers)
+        self.gate = make_gates(gate, hidden_dim, num_layers)
 
     @property
     def out_dim(self) -> int:
@@ -106,8 +110,9 @@ class GINEEncoder(Encoder):
         the virtual-node update that follows it (for freezing)."""
         vns = list(self.virtual_node.updates) if self.args["virtual_node"] else []
         attns = list(self.attention) if self.attention is not None else []
+        gates = list(self.gate) if self.gate is not None else []
         return [
-            nn.ModuleList([c, b, n, *vns[i : i + 1], *attns[i : i + 1]])
+            nn.ModuleList([c, b, n, *vns[i : i + 1], *attns[i : i + 1], *gates[i : i + 1]])
             for i, (c, b, n) in enumerate(zip(self.convs, self.bond_embeddings, self.norms))
         ]
 
@@ -129,7 +134,10 @@ class GINEEncoder(Encoder):
                     out = self.pair_norm(out, batch.batch, batch.num_graphs)  # would be zero for all
                 out = torch.relu(out)
             out = self.dropout(out)
-            h = h + out if self.args["residual"] else out
+            if self.gate is not None:
+                h = self.gate[i](h, out)
+            else:
+                h = h + out if self.args["residual"] else out
             if g is not None and i < last:
                 g = self.virtual_node.update(g, h, batch.batch, i)
             states.append(h)
