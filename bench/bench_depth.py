@@ -47,6 +47,7 @@ MODES: dict[str, list[str]] = {
     "pn+jk+de": ["encoder.pair_norm=true", "encoder.jk=max", "encoder.drop_edge=0.1"],
     "gate": ["encoder.gate=true"],
     "gate+pn+de": ["encoder.gate=true", "encoder.pair_norm=true", "encoder.drop_edge=0.1"],
+    "gate+vn": ["encoder.gate=true", "encoder.virtual_node=true"],
 }
 FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
 DEPTHS = (2, 4, 12, 8, 16)
