@@ -52,7 +52,10 @@ MODES: dict[str, list[str]] = {
     "gate": ["encoder.gate=true"],
     "gate+pn+de": ["encoder.gate=true", "encoder.pair_norm=true", "encoder.drop_edge=0.1"],
     "gate+vn": ["encoder.gate=true", "encoder.virtual_node=true"],
+    "untied": ["encoder.shared_weights=false"],
+    "untied+pn+de": ["encoder.shared_weights=false", "encoder.pair_norm=true", "encoder.drop_edge=0.1"],
 }
+ONE_FAMILY = {"untied": "dmpnn", "untied+pn+de": "dmpnn"}  # switches only one family has
 FAMILY_PLAIN = {"dmpnn": ["encoder=dmpnn"], "gine": ["encoder=gine", "encoder.residual=false"]}
 DEPTHS = (2, 4, 12, 8, 16)
 DATASETS = ("esol", "lipophilicity", "adme_sol", "adme_hlm")
@@ -86,6 +89,8 @@ def run_grid(args) -> None:
             for dataset in args.datasets:
                 for depth in args.depths:
                     for mode in args.modes:
+                        if ONE_FAMILY.get(mode, family) != family:
+                            continue  # e.g. GINE has one weight matrix per layer already
                         d = run_dir(args.out, family, dataset, mode, depth, seed)
                         fresh = not (d / "metrics.json").exists()
                         m = run_train(

@@ -90,24 +90,49 @@ def test_drop_bonds_keeps_both_directions_together():
 @pytest.mark.parametrize("family", [DMPNNEncoder, GINEEncoder])
 def test_depth_option_trains_pretrains_and_reloads_bit_identically(family, options, tmp_path):
     torch.manual_seed(0)
-    encoder = family(SPEC, hidden_dim=16, num_layers=6, **options)
+    _train_export_reload(family(SPEC, hidden_dim=16, num_layers=6, **options), tmp_path)
+
+
+def _train_export_reload(encoder, tmp_path) -> None:
+    """A few supervised and pretraining steps, then export and reload: the same args, the same outputs."""
     batch, y = _batch(), torch.randn(len(SMILES), 1)
     head = torch.nn.Linear(encoder.out_dim, 1)
     mask = AttributeMasking(PretrainContext(encoder.out_dim, SPEC, 0))
     opt = torch.optim.Adam([*encoder.parameters(), *head.parameters(), *mask.parameters()], lr=1e-2)
-    for _ in range(3):  # a few supervised and a few pretraining steps
+    for _ in range(3):
         loss = (head(encoder(batch)) - y).pow(2).mean() + mask(encoder, batch)[0]
         assert torch.isfinite(loss)
         opt.zero_grad()
         loss.backward()
         opt.step()
     states = encoder.layer_states(batch)
-    assert len(states) == 7 and all(s.shape == (batch.num_nodes, 16) for s in states)
+    depth, width = encoder.args["num_layers"], encoder.args["hidden_dim"]
+    assert len(states) == depth + 1 and all(s.shape == (batch.num_nodes, width) for s in states)
     encoder.eval()
     export_encoder(encoder, tmp_path / "deep.pt")
     loaded = load_encoder(tmp_path / "deep.pt", expect_spec=SPEC).eval()
     assert loaded.args == encoder.args
     assert torch.equal(loaded(batch), encoder(batch))
+
+
+def test_dmpnn_unshared_weights_one_matrix_per_step(tmp_path):
+    """shared_weights=false: num_layers - 1 message matrices; all set to the shared W_h, the network is the
+    shared one; trained, they drift apart and the encoder still saves and reloads bit-identically."""
+    torch.manual_seed(0)
+    shared = DMPNNEncoder(SPEC, hidden_dim=12, num_layers=5).eval()
+    unshared = DMPNNEncoder(SPEC, hidden_dim=12, num_layers=5, shared_weights=False).eval()
+    assert len(unshared.message_steps) == 4 and "message.weight" not in unshared.state_dict()
+    state = {k: v for k, v in shared.state_dict().items() if k != "message.weight"}
+    state |= {f"message_steps.{i}.weight": shared.message.weight for i in range(4)}
+    unshared.load_state_dict(state)
+    batch = _batch()
+    with torch.no_grad():
+        assert torch.allclose(unshared(batch), shared(batch), atol=1e-6)
+        unshared.message_steps[2].weight.mul_(2.0)  # one step changed: the outputs change
+        assert not torch.allclose(unshared(batch), shared(batch), atol=1e-4)
+    _train_export_reload(unshared.train(), tmp_path)
+    weights = [m.weight for m in unshared.message_steps]
+    assert not torch.equal(weights[0], weights[1])
 
 
 @pytest.mark.parametrize("family", [DMPNNEncoder, GINEEncoder])
@@ -125,7 +150,7 @@ def test_global_attention_reaches_atoms_no_bond_connects(family):
 def test_switches_off_build_the_original_parameters():
     """Old checkpoints keep loading: the defaults add no parameter."""
     assert not any(
-        k.split(".")[0] in ("virtual_node", "pair_norm", "attention", "gate")
+        k.split(".")[0] in ("virtual_node", "pair_norm", "attention", "gate", "message_steps")
         for k in DMPNNEncoder(SPEC).state_dict()
     )
     assert DMPNNEncoder(SPEC, hidden_dim=8, num_layers=4, jk="cat").output_msg.in_features == 32

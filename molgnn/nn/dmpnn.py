@@ -3,7 +3,8 @@
 Hidden states live on directed bonds. Edges come interleaved from the featurizer (bond k is edges 2k and
 2k+1, one per direction), so the reverse of edge ``e`` is ``e ^ 1``. Depth switches (``residual``, ``jk``,
 ``virtual_node``, ``pair_norm``, ``drop_edge``, ``global_attention``, ``gate``; see ``molgnn.nn.depth``) are off by default, and off they
-build exactly Chemprop's network (same parameters, same outputs).
+build exactly Chemprop's network (same parameters, same outputs). ``shared_weights=False`` gives each step its
+own message matrix W_h (Chemprop shares one over depth).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class DMPNNEncoder(Encoder):
         drop_edge: float = 0.0,
         global_attention: int = 0,
         gate: bool = False,
+        shared_weights: bool = True,
     ):
         super().__init__()
         check_depth_args(num_layers, jk, drop_edge, global_attention, hidden_dim, gate, residual)
@@ -84,11 +86,18 @@ class DMPNNEncoder(Encoder):
             drop_edge=drop_edge,
             global_attention=global_attention,
             gate=gate,
+            shared_weights=shared_weights,
         )
         self.input_atom = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)  # W_i, atom part (one-hot @ W)
         self.input_bond = FeatureEmbedding(spec.bond_vocab_sizes, hidden_dim)  # W_i, bond part
         self.input_bias = nn.Parameter(torch.zeros(hidden_dim))
-        self.message = nn.Linear(hidden_dim, hidden_dim, bias=False)  # W_h, shared over depth
+        if shared_weights:
+            self.message = nn.Linear(hidden_dim, hidden_dim, bias=False)  # W_h, shared over depth
+        else:  # one W_h per step
+            steps = max(num_layers - 1, 1)
+            self.message_steps = nn.ModuleList(
+                nn.Linear(hidden_dim, hidden_dim, bias=False) for _ in range(steps)
+            )
         self.output_atom = FeatureEmbedding(spec.atom_vocab_sizes, hidden_dim)  # W_o, atom part
         msg_dim = hidden_dim * num_layers if jk == "cat" else hidden_dim
         self.output_msg = nn.Linear(msg_dim, hidden_dim)  # W_o, message part
@@ -109,7 +118,7 @@ class DMPNNEncoder(Encoder):
     @property
     def layers(self) -> list[nn.Module]:
         """Parameter groups in order of depth (input, message passing, output), for freezing."""
-        middle = [self.message, *([self.virtual_node] if self.args["virtual_node"] else [])]
+        middle = [self._messages(), *([self.virtual_node] if self.args["virtual_node"] else [])]
         middle += [self.attention] if self.attention is not None else []
         middle += [self.gate] if self.gate is not None else []
         return [
@@ -117,6 +126,12 @@ class DMPNNEncoder(Encoder):
             nn.ModuleList(middle),
             nn.ModuleList([self.output_atom, self.output_msg]),
         ]
+
+    def _messages(self) -> nn.ModuleList:
+        """The message matrices W_h: one shared over depth, or one per step."""
+        if self.args["shared_weights"]:
+            return nn.ModuleList([self.message])
+        return self.message_steps
 
     def _edge_states(self, batch) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Directed-edge states after the input and each step: num_layers x float [E', w] (w =
@@ -132,7 +147,7 @@ class DMPNNEncoder(Encoder):
         h0 = h0 + zero_pad(self.input_bias, w)
         h = torch.relu(h0)
         g = self.virtual_node.initial(batch.num_graphs, h[:, :d]) if self.args["virtual_node"] else None
-        weight = zero_pad(self.message.weight, w, w)
+        weights = [zero_pad(m.weight, w, w) for m in self._messages()]
         states = [h]
         steps = self.args["num_layers"] - 1
         for step in range(steps):
@@ -144,7 +159,7 @@ class DMPNNEncoder(Encoder):
                 incoming = incoming + zero_pad(glob, w)
             # h0 + W_h (incoming[src] - h[reverse]) in one GEMM; the reverse edge's state is subtracted in place
             message = _minus_reverse(incoming.index_select(0, src), h)
-            new = torch.relu_(_add_linear(h0, message, weight))
+            new = torch.relu_(_add_linear(h0, message, weights[step % len(weights)]))
             if self.pair_norm is not None and (step == steps - 1 or not self.pair_norm_last):
                 new = self.pair_norm(new, graph_of[src], batch.num_graphs)
             new = self.dropout(new)
