@@ -84,6 +84,9 @@ def overrides(family: str, dataset: str, mode: str, depth: int, seed: int, epoch
 
 
 def run_grid(args) -> None:
+    """Train every (seed, family, dataset, depth, mode) asked for; a run the ledger already holds is not re-run
+    (its folder may be gone with an earlier machine), so a grid can be re-issued to fill its gaps."""
+    done = {json.loads(line)["run"] for line in LEDGER.read_text().splitlines()} if LEDGER.exists() else set()
     for seed in args.seeds:
         for family in args.families:
             for dataset in args.datasets:
@@ -92,6 +95,8 @@ def run_grid(args) -> None:
                         if ONE_FAMILY.get(mode, family) != family:
                             continue  # e.g. GINE has one weight matrix per layer already
                         d = run_dir(args.out, family, dataset, mode, depth, seed)
+                        if "/".join(d.parts[-3:]) in done and not (d / "metrics.json").exists():
+                            continue
                         fresh = not (d / "metrics.json").exists()
                         m = run_train(
                             overrides(family, dataset, mode, depth, seed, args.epochs), d, args.threads
