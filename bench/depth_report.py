@@ -94,6 +94,7 @@ def _across_families(found) -> list[str]:
         if not best_s or not best_d:
             continue
         lines.append(f"- {dataset}: " + _versus(best_s, best_d, with_family=True))
+        lines += [f"  {g}" for g in _goal(found, None, dataset, _mean(best_s[1], "test/rmse"))]
     return lines + [""]
 
 
@@ -167,8 +168,9 @@ def _goal(found, family, dataset, shallow_rmse: float) -> list[str]:
     best = _best(found, family, dataset, lambda k: k[3] >= 8)
     if not best:
         return []
-    (_, _, mode, depth), runs = best
+    (fam, _, mode, depth), runs = best
     rmse = _mean(runs, "test/rmse")
+    mode = mode if family else f"{fam} {mode}"
     verdict = "beats" if rmse < shallow_rmse else "does not beat"
     return [
         f"Goal (chosen on validation): best deep = {mode} L{depth} test {rmse:.3f} (n={len(runs)}), "
