@@ -100,3 +100,80 @@ def fit_objective(objective, encoder, batch, steps: int, lr: float = 1e-2) -> tu
         opt.step()
         losses.append(loss.item())
     return losses, logs
+
+
+TRANSFER_QUIET = [
+    "~callbacks.rich_progress_bar",
+    "~callbacks.lr_monitor",
+    "logger=none",
+    "head.hidden_dim=16",
+]
+
+
+def _compose_train(overrides: list[str], cache: Path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import molgnn.cli  # noqa: F401  (registers the molgnn_root resolver)
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", [f"paths.cache_dir={cache}", "paths.output_dir=unused", *overrides])
+
+
+@pytest.fixture(scope="session")
+def transfer_runs(tmp_path_factory):
+    """A tiny GINE encoder exported as encoder.pt, and molgnn-train runs on it (each trained once per session):
+    {"dir", "encoder", "frozen", "frozen_pre", "second", "preset", "finetuned", "l2sp", "layers1", "gradual"}."""
+    import pandas as pd
+    from hydra.utils import instantiate
+
+    from molgnn.checkpoint import export_encoder
+    from molgnn.cli.train import train
+
+    tmp = tmp_path_factory.mktemp("transfer")
+    cfg = _compose_train(
+        ["encoder=gine", "encoder.hidden_dim=32", "encoder.num_layers=2", "encoder.dropout=0.0"],
+        tmp / "cache",
+    )
+    torch.manual_seed(0)
+    encoder = instantiate(cfg.encoder)
+    export_encoder(encoder, tmp / "encoder.pt", pretraining={"objective": "none (test)"})
+    frame = pd.read_csv(FIXTURES / "esol_small.csv")
+    frame.assign(y2=2 * frame.logS + 1).drop(columns="logS").to_csv(tmp / "second.csv", index=False)
+    # monitor=null: the checkpoints hold the final epoch (Lightning writes last.ckpt only with a new best)
+    base = [
+        "encoder=pretrained",
+        f"encoder.path={tmp / 'encoder.pt'}",
+        "data=csv",
+        "split=random",
+        "callbacks.model_checkpoint.monitor=null",
+        *TRANSFER_QUIET,
+    ]
+    first = [f"data.path={FIXTURES / 'esol_small.csv'}", "data.target_cols=[logS]", "task.name=solubility"]
+    jobs = {
+        "frozen": [*first, "task.freeze_encoder=true", "trainer.max_epochs=2"],
+        "frozen_pre": [
+            *first,
+            "task.freeze_encoder=true",
+            "++task.precompute_embeddings=true",
+            "trainer.max_epochs=2",
+        ],
+        "second": [
+            f"data.path={tmp / 'second.csv'}",
+            "data.target_cols=[y2]",
+            "task.name=second",
+            "task.freeze_encoder=true",
+            "++task.precompute_embeddings=true",
+            "trainer.max_epochs=2",
+        ],
+        "preset": [*first, "experiment=frozen_head", "head.hidden_dim=16", "trainer.max_epochs=2"],
+        "finetuned": [*first, "trainer.max_epochs=1"],
+        "l2sp": [*first, "task.l2sp=1000.0", "trainer.max_epochs=1"],
+        "layers1": [*first, "++task.freeze_layers=1", "trainer.max_epochs=2"],
+        "gradual": [*first, "++task.unfreeze_every=1", "trainer.max_epochs=2"],
+    }
+    out = {"dir": tmp, "encoder": tmp / "encoder.pt"}
+    for name, overrides in jobs.items():
+        out[name] = train(_compose_train([*base, *overrides], tmp / "cache"), tmp / name)
+    return out
