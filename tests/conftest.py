@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -177,3 +178,43 @@ def transfer_runs(tmp_path_factory):
     for name, overrides in jobs.items():
         out[name] = train(_compose_train([*base, *overrides], tmp / "cache"), tmp / name)
     return out
+
+
+# molgnn-predict's models and input (test_predict.py, test_predict_models.py)
+PREDICT_INVALID = ["not_a_smiles", "", "C1CC", "c1ccccc1(", "[Xx]"]
+
+
+@pytest.fixture(scope="session")
+def predict_run(train_tiny) -> Path:
+    """A tiny molgnn-train run (D-MPNN, 1 epoch on 120 ESOL rows): checkpoints/best.ckpt + test predictions."""
+    return train_tiny("train", "uncertainty=none")
+
+
+@pytest.fixture(scope="session")
+def predict_ckpt(predict_run) -> Path:
+    return predict_run / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def predict_ckpt2(predict_ckpt, tmp_path_factory) -> Path:
+    """A second model: same encoder, head weights perturbed (a different member for ensembles/bundles)."""
+    blob = torch.load(predict_ckpt, weights_only=True)
+    gen = torch.Generator().manual_seed(1)
+    for key, value in blob["state_dict"].items():
+        if key.startswith("head.") and value.is_floating_point():
+            blob["state_dict"][key] = value + 0.3 * torch.randn(value.shape, generator=gen)
+    path = tmp_path_factory.mktemp("ckpt2") / "second.ckpt"
+    torch.save(blob, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def predict_table(tmp_path_factory) -> Path:
+    """ESOL rows with invalid SMILES mixed in, and an id column carried through."""
+    frame = pd.read_csv(FIXTURES / "esol_small.csv", dtype=str, keep_default_na=False).head(60)
+    rows = frame["smiles"].tolist()
+    for i, bad in enumerate(PREDICT_INVALID):
+        rows.insert(7 + 11 * i, bad)
+    path = tmp_path_factory.mktemp("in") / "mols.csv"
+    pd.DataFrame({"id": [f"m{i}" for i in range(len(rows))], "smiles": rows}).to_csv(path, index=False)
+    return path
