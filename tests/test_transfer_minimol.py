@@ -1,5 +1,6 @@
 """MiniMol import: graphium's featurization bit for bit, every layer against graphium's own outputs, the 24
-reference fingerprints end to end, strict loading, prediction transport, and a frozen-head training run.
+reference fingerprints end to end, strict loading, prediction transport, molgnn-embed (training on it:
+test_transfer_minimol_train.py).
 
 References: tests/fixtures/minimol (made with minimol 1.3.5 + graphium 2.4.7, see its README). The weights
 come from the minimol wheel (`pip install --no-deps minimol==1.3.5`, done by `make setup`); tests that need
@@ -14,7 +15,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch_geometric.data import Batch
@@ -203,82 +203,6 @@ def test_missing_package_says_how_to_install(monkeypatch):
 
 @pytest.mark.slow
 @needs_weights
-def test_frozen_head_trains_and_spec_travels(compose, fixtures, tmp_path):
-    from hydra.utils import instantiate
-
-    from molgnn.checkpoint import build_encoder
-    from molgnn.cli.train import train
-
-    assert instantiate(compose("train", ["encoder=minimol"]).encoder).spec == minimol_spec()
-    cfg = compose(
-        "train",
-        [
-            "encoder=minimol",
-            "task.freeze_encoder=true",
-            "task.precompute_embeddings=true",
-            "data=csv",
-            f"data.path={fixtures / 'esol_small.csv'}",
-            "data.target_cols=[logS]",
-            "split=random",
-            "trainer.max_epochs=2",
-            "head.hidden_dim=16",
-            "~callbacks.rich_progress_bar",
-            "~callbacks.lr_monitor",
-            "logger=none",
-        ],
-    )
-    metrics = train(cfg, tmp_path / "run")
-    assert metrics["epochs"] == 2 and np.isfinite(metrics["test/rmse"])
-    header = safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["molgnn"]
-    assert header["encoder"]["family"] == "minimol" and header["spec"]["engine"] == "graphium"
-    assert build_encoder(header).spec == minimol_spec()
-    from molgnn.predict import predict_file
-
-    smi = tmp_path / "new.smi"
-    smi.write_text("CCO\nc1ccccc1O\nnot_a_smiles\n")
-    predict_file(
-        str(tmp_path / "run" / "checkpoints" / "last.ckpt"),
-        smi,
-        tmp_path / "p.csv",
-        num_workers=0,
-        progress=False,
-    )
-    pred = pd.read_csv(tmp_path / "p.csv")
-    assert len(pred) == 3 and pred["valid"].tolist() == [True, True, False]
-    assert np.isfinite(pred["logS"][:2]).all()
-
-
-@pytest.mark.slow
-@needs_weights
-def test_fine_tuning_moves_the_pretrained_weights(compose, fixtures, tmp_path):
-    from molgnn.cli.train import train
-
-    cfg = compose(
-        "train",
-        [
-            "encoder=minimol",
-            "data=csv",
-            f"data.path={fixtures / 'esol_small.csv'}",
-            "data.target_cols=[logS]",
-            "split=random",
-            "trainer.max_epochs=1",
-            "head.hidden_dim=16",
-            "uncertainty=none",
-            "~callbacks.rich_progress_bar",
-            "~callbacks.lr_monitor",
-            "logger=none",
-        ],
-    )
-    assert train(cfg, tmp_path / "run")["epochs"] == 1
-    tuned = safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["state_dict"]
-    start = load_foreign_encoder("minimol", "installed").state_dict()
-    assert not torch.equal(
-        tuned["encoder.gnn.layers.0.model.lin.weight"], start["gnn.layers.0.model.lin.weight"]
-    )
-
-
-@pytest.mark.slow
-@needs_weights
 def test_molgnn_embed_with_minimol(encoder, tmp_path):
     smiles = [str(s) for s in FP_REF["smiles"]]
     smi = tmp_path / "mols.smi"
@@ -301,21 +225,3 @@ def test_molgnn_embed_with_minimol(encoder, tmp_path):
     assert values.shape == (6, 512) and np.isnan(values[5]).all()
     direct = embed_smiles(encoder, smiles[:5], num_workers=0).values
     assert np.abs(values[:5] - direct).max() < 1e-4
-
-
-@pytest.mark.slow
-def test_parallel_featurization_does_not_hang(tmp_path):
-    """Forked workers (2,000+ rows) featurize MiniMol graphs without torch (its MKL pool deadlocks after a
-    fork) and give what one process gives."""
-    code = (
-        "import torch, pandas as pd; torch.set_num_threads(2); torch.randn(800, 800) @ torch.randn(800, 800)\n"
-        "from molgnn.data.graphs import featurize_smiles\n"
-        "from molgnn.featurize.minimol import minimol_spec\n"
-        "sm = pd.read_csv('data/moleculenet/lipophilicity.csv').smiles.tolist()[:2000]\n"
-        "a = featurize_smiles(sm, minimol_spec(), num_workers=2)\n"
-        "b = featurize_smiles(sm, minimol_spec(), num_workers=0)\n"
-        "assert torch.equal(a.graphs.x, b.graphs.x) and len(a.graphs) == 2000\n"
-    )
-    subprocess.run(
-        [sys.executable, "-c", code], check=True, timeout=300, cwd=Path(__file__).resolve().parents[1]
-    )
