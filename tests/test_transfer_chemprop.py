@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import ESOL_CSV_QUIET
 from molgnn.chemprop_file import (
     is_chemprop_file,
     load_chemprop_encoder,
@@ -177,7 +178,7 @@ def test_unlisted_chemprop_class_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_imported_encoder_fine_tunes_and_predicts(compose, fixtures, tmp_path):
+def test_imported_encoder_fine_tunes_and_predicts(compose, tmp_path):
     """molgnn-train encoder=chemprop encoder.path=<Chemprop file> trains 1 epoch; the checkpoint carries the
     Chemprop spec and predicts from SMILES."""
     from molgnn.checkpoint import safe_load
@@ -189,16 +190,9 @@ def test_imported_encoder_fine_tunes_and_predicts(compose, fixtures, tmp_path):
         [
             "encoder=chemprop",
             f"encoder.path={FIXTURE / 'model_v2_norm.pt'}",
-            "data=csv",
-            f"data.path={fixtures / 'esol_small.csv'}",
-            "data.target_cols=[logS]",
-            "split=random",
+            *ESOL_CSV_QUIET,
             "trainer.max_epochs=1",
-            "head.hidden_dim=16",
             "uncertainty=none",
-            "~callbacks.rich_progress_bar",
-            "~callbacks.lr_monitor",
-            "logger=none",
         ],
     )
     assert train(cfg, tmp_path / "run")["epochs"] == 1
@@ -216,7 +210,7 @@ def test_imported_encoder_fine_tunes_and_predicts(compose, fixtures, tmp_path):
 
 
 @pytest.mark.slow
-def test_frozen_chemeleon_shaped_encoder_trains_a_head(compose, fixtures, tmp_path):
+def test_frozen_chemeleon_shaped_encoder_trains_a_head(compose, tmp_path):
     from molgnn.cli.train import train
 
     cfg = compose(
@@ -226,15 +220,8 @@ def test_frozen_chemeleon_shaped_encoder_trains_a_head(compose, fixtures, tmp_pa
             f"encoder.path={FIXTURE / 'foundation_like_mp.pt'}",
             "task.freeze_encoder=true",
             "task.precompute_embeddings=true",
-            "data=csv",
-            f"data.path={fixtures / 'esol_small.csv'}",
-            "data.target_cols=[logS]",
-            "split=random",
+            *ESOL_CSV_QUIET,
             "trainer.max_epochs=2",
-            "head.hidden_dim=16",
-            "~callbacks.rich_progress_bar",
-            "~callbacks.lr_monitor",
-            "logger=none",
         ],
     )
     metrics = train(cfg, tmp_path / "run")

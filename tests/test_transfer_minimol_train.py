@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import ESOL_CSV_QUIET
 from molgnn.checkpoint import safe_load
 from molgnn.featurize.minimol import minimol_spec
 from molgnn.transfer import load_foreign_encoder
@@ -27,7 +28,7 @@ needs_weights = pytest.mark.skipif(
 
 @pytest.mark.slow
 @needs_weights
-def test_frozen_head_trains_and_spec_travels(compose, fixtures, tmp_path):
+def test_frozen_head_trains_and_spec_travels(compose, tmp_path):
     from hydra.utils import instantiate
 
     from molgnn.checkpoint import build_encoder
@@ -40,15 +41,8 @@ def test_frozen_head_trains_and_spec_travels(compose, fixtures, tmp_path):
             "encoder=minimol",
             "task.freeze_encoder=true",
             "task.precompute_embeddings=true",
-            "data=csv",
-            f"data.path={fixtures / 'esol_small.csv'}",
-            "data.target_cols=[logS]",
-            "split=random",
+            *ESOL_CSV_QUIET,
             "trainer.max_epochs=2",
-            "head.hidden_dim=16",
-            "~callbacks.rich_progress_bar",
-            "~callbacks.lr_monitor",
-            "logger=none",
         ],
     )
     metrics = train(cfg, tmp_path / "run")
@@ -74,25 +68,10 @@ def test_frozen_head_trains_and_spec_travels(compose, fixtures, tmp_path):
 
 @pytest.mark.slow
 @needs_weights
-def test_fine_tuning_moves_the_pretrained_weights(compose, fixtures, tmp_path):
+def test_fine_tuning_moves_the_pretrained_weights(compose, tmp_path):
     from molgnn.cli.train import train
 
-    cfg = compose(
-        "train",
-        [
-            "encoder=minimol",
-            "data=csv",
-            f"data.path={fixtures / 'esol_small.csv'}",
-            "data.target_cols=[logS]",
-            "split=random",
-            "trainer.max_epochs=1",
-            "head.hidden_dim=16",
-            "uncertainty=none",
-            "~callbacks.rich_progress_bar",
-            "~callbacks.lr_monitor",
-            "logger=none",
-        ],
-    )
+    cfg = compose("train", ["encoder=minimol", *ESOL_CSV_QUIET, "trainer.max_epochs=1", "uncertainty=none"])
     assert train(cfg, tmp_path / "run")["epochs"] == 1
     tuned = safe_load(tmp_path / "run" / "checkpoints" / "last.ckpt")["state_dict"]
     start = load_foreign_encoder("minimol", "installed").state_dict()
