@@ -60,30 +60,27 @@ ESOL_CSV_QUIET = [
 TINY_ESOL = [*ESOL_CSV_QUIET, "trainer.max_epochs=1", "encoder.hidden_dim=32", "encoder.num_layers=2"]
 
 
-@pytest.fixture(scope="session")
-def train_tiny(tmp_path_factory):
-    """train_tiny(name, *overrides) -> run directory of a TINY_ESOL molgnn-train run (checkpoints/best.ckpt,
-    metrics.json, test_predictions.csv, ...) with the extra overrides applied."""
+def _compose_train(overrides: list[str], cache: Path, output_dir: Path | str = "unused"):
+    """The train config with the given overrides, its feature cache in ``cache``."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     import molgnn.cli  # noqa: F401  (registers the molgnn_root resolver)
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", [f"paths.cache_dir={cache}", f"paths.output_dir={output_dir}", *overrides])
+
+
+@pytest.fixture(scope="session")
+def train_tiny(tmp_path_factory):
+    """train_tiny(name, *overrides) -> run directory of a TINY_ESOL molgnn-train run (checkpoints/best.ckpt,
+    metrics.json, test_predictions.csv, ...) with the extra overrides applied."""
     from molgnn.cli.train import train
 
     def _train(name: str, *overrides: str) -> Path:
         tmp = tmp_path_factory.mktemp(name)
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose(
-                "train",
-                [
-                    f"paths.cache_dir={tmp / 'cache'}",
-                    f"paths.output_dir={tmp / 'out'}",
-                    *TINY_ESOL,
-                    *overrides,
-                ],
-            )
-        train(cfg, tmp / "out")
+        train(_compose_train([*TINY_ESOL, *overrides], tmp / "cache", tmp / "out"), tmp / "out")
         return tmp / "out"
 
     return _train
@@ -110,22 +107,10 @@ TRANSFER_QUIET = [
 ]
 
 
-def _compose_train(overrides: list[str], cache: Path):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    import molgnn.cli  # noqa: F401  (registers the molgnn_root resolver)
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", [f"paths.cache_dir={cache}", "paths.output_dir=unused", *overrides])
-
-
 @pytest.fixture(scope="session")
 def transfer_runs(tmp_path_factory):
     """A tiny GINE encoder exported as encoder.pt, and molgnn-train runs on it (each trained once per session):
     {"dir", "encoder", "frozen", "frozen_pre", "second", "preset", "finetuned", "l2sp", "layers1", "gradual"}."""
-    import pandas as pd
     from hydra.utils import instantiate
 
     from molgnn.checkpoint import export_encoder
