@@ -13,11 +13,12 @@ demo: setup  ## train the default GNN on bundled ESOL (scaffold split) and print
 	molgnn-train hydra.run.dir=outputs/demo
 	@$(PY) -c "import json; m = json.load(open('outputs/demo/metrics.json')); print('ESOL scaffold test:', {k: round(v, 3) for k, v in m.items() if k.startswith('test/')})"
 
-test: setup  ## the whole suite, slow tests included (CI runs exactly this)
-	$(PY) -m pytest -q -p no:cacheprovider tests
+TEST_WORKERS ?= 2
+test: setup  ## the whole suite, slow tests included (CI runs exactly this); 2 pytest-xdist workers, one thread each
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) tests
 
 test-fast:
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" tests
 
 lint:
 	ruff check molgnn tests bench

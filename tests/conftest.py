@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pandas as pd
-import pytest
-import torch
+# Under pytest-xdist (`make test` runs 2 workers), each worker computes on one thread and idles passively, so two
+# workers share 2 cores without spinning against each other; a single process keeps 2 threads.
+_XDIST_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+if _XDIST_WORKER:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads its OpenMP runtime
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(1 if _XDIST_WORKER else min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture
