@@ -172,6 +172,23 @@ def transfer_runs(tmp_path_factory):
 
 # molgnn-predict's models and input (test_predict.py, test_predict_models.py)
 PREDICT_INVALID = ["not_a_smiles", "", "C1CC", "c1ccccc1(", "[Xx]"]
+PREDICT_FAST = dict(progress=False, num_workers=0)  # predict_file kwargs: no bar, no worker pool
+# models of the predict fixtures are uncalibrated (uncertainty=none); calibrated outputs: test_uncertainty_predict.py
+PREDICT_PLAIN = "uncertainty=none"
+
+
+def read_csv_out(path: Path) -> pd.DataFrame:
+    """A predictions CSV of the ESOL models as written: ids/SMILES/errors as text, empty logS as NaN."""
+    return pd.read_csv(
+        path, dtype={"id": str, "smiles": str, "error": str}, keep_default_na=False, na_values={"logS": [""]}
+    )
+
+
+def write_smi(path: Path, smiles, ids=None) -> Path:
+    """A .smi file: one `SMILES [id]` line per molecule."""
+    lines = [f"{s} {i}" if ids is not None else s for s, i in zip(smiles, ids if ids is not None else smiles)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -19,19 +19,11 @@ import pytest
 from molgnn.errors import MolgnnError
 from molgnn.predict import parts_dir, predict_file
 from molgnn.predictor import load_predictor
+from conftest import PREDICT_FAST as FAST, read_csv_out, write_smi
 from conftest import PREDICT_INVALID as INVALID
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
-FAST = dict(progress=False, num_workers=0)
-# models here are uncalibrated (uncertainty=none): their columns; calibrated outputs: test_uncertainty_predict.py
-PLAIN = "uncertainty=none"
-
-
-def _csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(
-        path, dtype={"id": str, "smiles": str, "error": str}, keep_default_na=False, na_values={"logS": [""]}
-    )
 
 
 def test_rows_kept_in_order_with_invalid_rows_and_values_match_training(
@@ -39,7 +31,7 @@ def test_rows_kept_in_order_with_invalid_rows_and_values_match_training(
 ):
     out = tmp_path / "p.csv"
     summary = predict_file(str(predict_ckpt), predict_table, out, chunk_rows=16, batch_size=7, **FAST)
-    got, source = _csv(out), pd.read_csv(predict_table, dtype=str, keep_default_na=False)
+    got, source = read_csv_out(out), pd.read_csv(predict_table, dtype=str, keep_default_na=False)
     assert list(got.columns) == ["id", "smiles", "logS", "valid", "error"]
     assert got["id"].tolist() == source["id"].tolist() and got["smiles"].tolist() == source["smiles"].tolist()
     bad = got["smiles"].isin(INVALID)
@@ -51,16 +43,12 @@ def test_rows_kept_in_order_with_invalid_rows_and_values_match_training(
     # the training run's own test-set predictions (best.ckpt) are reproduced to float precision
     ref = pd.read_csv(predict_run / "test_predictions.csv")
     pred = predict_file(
-        str(predict_ckpt), _write(tmp_path / "t.smi", ref["smiles"]), tmp_path / "t.csv", **FAST
+        str(predict_ckpt), write_smi(tmp_path / "t.smi", ref["smiles"]), tmp_path / "t.csv", **FAST
     )
     assert pred.output_rows == len(ref)
-    np.testing.assert_allclose(_csv(tmp_path / "t.csv")["logS"], ref["logS_pred"], rtol=1e-5, atol=1e-5)
-
-
-def _write(path: Path, smiles, ids=None) -> Path:
-    lines = [f"{s} {i}" if ids is not None else s for s, i in zip(smiles, ids if ids is not None else smiles)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    np.testing.assert_allclose(
+        read_csv_out(tmp_path / "t.csv")["logS"], ref["logS_pred"], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_worker_pool_gives_the_same_file(predict_ckpt, predict_table, tmp_path):
@@ -84,8 +72,10 @@ def test_smi_gz_tsv_inputs_and_parquet_output(predict_ckpt, predict_table, tmp_p
     frame = pd.read_csv(predict_table, dtype=str, keep_default_na=False)
     ref = tmp_path / "ref.csv"
     predict_file(str(predict_ckpt), predict_table, ref, **FAST)
-    expected = _csv(ref)
-    smi = _write(tmp_path / "m.smi", frame["smiles"].replace("", "."), frame["id"])  # "" is no line in .smi
+    expected = read_csv_out(ref)
+    smi = write_smi(
+        tmp_path / "m.smi", frame["smiles"].replace("", "."), frame["id"]
+    )  # "" is no line in .smi
     with open(predict_table, "rb") as src, gzip.open(tmp_path / "m.csv.gz", "wb") as dst:
         dst.write(src.read())
     with gzip.open(tmp_path / "m.smi.gz", "wt") as dst:
@@ -94,7 +84,7 @@ def test_smi_gz_tsv_inputs_and_parquet_output(predict_ckpt, predict_table, tmp_p
     for name in ("m.csv.gz", "m.tsv", "m.smi", "m.smi.gz"):
         out = tmp_path / f"{name}.out.csv"
         predict_file(str(predict_ckpt), tmp_path / name, out, chunk_rows=9, **FAST)
-        got = _csv(out)
+        got = read_csv_out(out)
         assert len(got) == len(frame), name
         assert got["id"].tolist() == frame["id"].tolist(), name
         np.testing.assert_allclose(got["logS"], expected["logS"], rtol=1e-6, err_msg=name)
@@ -145,7 +135,7 @@ def _stop_after_chunks(monkeypatch, n: int) -> None:
 @pytest.mark.slow
 def test_killed_process_resumes_without_lost_or_duplicated_rows(predict_ckpt, tmp_path):
     smiles = pd.read_csv(ROOT / "data" / "moleculenet" / "lipophilicity.csv")["smiles"].tolist()
-    src = _write(tmp_path / "lipo.smi", smiles, range(len(smiles)))
+    src = write_smi(tmp_path / "lipo.smi", smiles, range(len(smiles)))
     out = tmp_path / "p.csv"
     args = [
         sys.executable,

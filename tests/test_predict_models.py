@@ -17,27 +17,14 @@ import torch
 from molgnn.errors import CheckpointError, InputFileError
 from molgnn.predict import parts_dir, predict_file
 from molgnn.predictor import load_ensemble, load_predictor
-
-FAST = dict(progress=False, num_workers=0)
-PLAIN = "uncertainty=none"
-
-
-def _csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(
-        path, dtype={"id": str, "smiles": str, "error": str}, keep_default_na=False, na_values={"logS": [""]}
-    )
-
-
-def _write(path: Path, smiles) -> Path:
-    path.write_text("".join(f"{s}\n" for s in smiles))
-    return path
+from conftest import PREDICT_FAST as FAST, PREDICT_PLAIN as PLAIN, read_csv_out, write_smi
 
 
 def test_ensemble_mean_and_std(predict_ckpt, predict_ckpt2, predict_table, tmp_path):
     singles = []
     for i, path in enumerate((predict_ckpt, predict_ckpt2)):
         predict_file(str(path), predict_table, tmp_path / f"s{i}.csv", **FAST)
-        singles.append(_csv(tmp_path / f"s{i}.csv")["logS"].to_numpy())
+        singles.append(read_csv_out(tmp_path / f"s{i}.csv")["logS"].to_numpy())
     assert not np.allclose(singles[0][~np.isnan(singles[0])], singles[1][~np.isnan(singles[1])])
     predict_file(
         [str(predict_ckpt), str(predict_ckpt2)], predict_table, tmp_path / "e.csv", chunk_rows=16, **FAST
@@ -58,7 +45,7 @@ def test_bundle_predicts_every_head(predict_ckpt, predict_ckpt2, predict_table, 
     got = pd.read_csv(tmp_path / "b.csv")
     for i, path in enumerate((predict_ckpt, predict_ckpt2)):
         predict_file(str(path), predict_table, tmp_path / f"s{i}.csv", **FAST)
-        expected = _csv(tmp_path / f"s{i}.csv")["logS"]
+        expected = read_csv_out(tmp_path / f"s{i}.csv")["logS"]
         np.testing.assert_allclose(got[["first/logS", "second/logS"][i]], expected, rtol=1e-5, atol=1e-6)
 
 
@@ -162,7 +149,7 @@ def test_descriptor_head_is_predicted_like_in_training(train_tiny, tmp_path):
     predictor = load_predictor(run / "checkpoints" / "best.ckpt")
     assert predictor.needs_descriptors
     ref = pd.read_csv(run / "test_predictions.csv")
-    src = _write(tmp_path / "t.smi", ref["smiles"])
+    src = write_smi(tmp_path / "t.smi", ref["smiles"])
     predict_file(
         str(run / "checkpoints" / "best.ckpt"), src, tmp_path / "p.csv", progress=False, num_workers=2
     )
