@@ -175,6 +175,16 @@ PREDICT_INVALID = ["not_a_smiles", "", "C1CC", "c1ccccc1(", "[Xx]"]
 PREDICT_FAST = dict(progress=False, num_workers=0)  # predict_file kwargs: no bar, no worker pool
 # models of the predict fixtures are uncalibrated (uncertainty=none); calibrated outputs: test_uncertainty_predict.py
 PREDICT_PLAIN = "uncertainty=none"
+# the prediction columns of a calibrated ESOL model (uncertainty=distance): value, spread, interval, domain
+CALIBRATED_COLUMNS = [
+    "logS",
+    "logS_std",
+    "logS_lower",
+    "logS_upper",
+    "domain_score",
+    "domain_similarity",
+    "in_domain",
+]
 
 
 def read_csv_out(path: Path) -> pd.DataFrame:

@@ -10,21 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, ROOT, TINY_ESOL
+from conftest import CALIBRATED_COLUMNS, FIXTURES, ROOT, TINY_ESOL
 
 import molgnn
 from molgnn.errors import MolgnnError
 from molgnn.predict import predict_file
 
-CALIBRATED = [
-    "logS",
-    "logS_std",
-    "logS_lower",
-    "logS_upper",
-    "domain_score",
-    "domain_similarity",
-    "in_domain",
-]
 SMILES = pd.read_csv(FIXTURES / "esol_small.csv")["smiles"].head(6).tolist()
 SMILES.insert(2, "not_a_smiles")  # one invalid row, in the middle
 INVALID = 2
@@ -80,10 +71,10 @@ def test_predict_a_list_equals_molgnn_predict(runs, tmp_path):
     model = molgnn.load(runs[0][1])
     assert model.targets == ["logS"] and model.spec is not None
     api = model.predict(SMILES)
-    assert list(api.columns) == ["smiles", *CALIBRATED, "valid", "error"]
+    assert list(api.columns) == ["smiles", *CALIBRATED_COLUMNS, "valid", "error"]
     assert api["valid"].tolist() == [i != INVALID for i in range(len(SMILES))]
-    assert api.loc[INVALID, "error"] and api.loc[INVALID, CALIBRATED[:-1]].isna().all()
-    assert api.drop(index=INVALID)[CALIBRATED[:-1]].notna().all().all()
+    assert api.loc[INVALID, "error"] and api.loc[INVALID, CALIBRATED_COLUMNS[:-1]].isna().all()
+    assert api.drop(index=INVALID)[CALIBRATED_COLUMNS[:-1]].notna().all().all()
     assert_same(api, cli_output(runs[0][1], SMILES, tmp_path))
     plain = model.predict(SMILES, uncertainty=False, interval_level=0.5)
     assert list(plain.columns) == ["smiles", "logS", "valid", "error"]
@@ -104,7 +95,7 @@ def test_predict_keeps_a_dataframes_columns_and_index_and_takes_a_series(runs, t
         index=range(10, 10 + len(SMILES)),
     )
     out = model.predict(frame, smiles_col="SMILES", interval_level=0.8)
-    assert list(out.columns) == ["id", "SMILES", "measured", *CALIBRATED, "valid", "error"]
+    assert list(out.columns) == ["id", "SMILES", "measured", *CALIBRATED_COLUMNS, "valid", "error"]
     assert out.index.tolist() == frame.index.tolist()
     pd.testing.assert_frame_equal(out[frame.columns], frame)
     assert_same(
@@ -117,7 +108,7 @@ def test_predict_keeps_a_dataframes_columns_and_index_and_takes_a_series(runs, t
     )
     with pytest.raises(MolgnnError, match="no column 'smi'"):
         model.predict(frame, smiles_col="smi")
-    assert model.predict([]).columns.tolist() == ["smiles", *CALIBRATED, "valid", "error"]
+    assert model.predict([]).columns.tolist() == ["smiles", *CALIBRATED_COLUMNS, "valid", "error"]
 
 
 @pytest.mark.slow

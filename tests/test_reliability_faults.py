@@ -19,22 +19,16 @@ from molgnn.checkpoint import save_atomic
 from molgnn.cli.report import write_json
 from molgnn.cli.train import train
 from molgnn.tasks.rng import RngStateCallback, capture_rng_state, restore_rng_state
+from conftest import ESOL_CSV_QUIET
 
 TESTS = Path(__file__).parent
 # 96 train rows / batch 16 = 6 steps per epoch; 3 epochs
 RUN = [
-    "data=csv",
-    f"data.path={TESTS / 'fixtures' / 'esol_small.csv'}",
-    "data.target_cols=[logS]",
-    "split=random",
+    *ESOL_CSV_QUIET,
     "data.batch_size=16",
     "trainer.max_epochs=3",
     "encoder.hidden_dim=32",
     "encoder.num_layers=2",
-    "head.hidden_dim=16",
-    "logger=none",
-    "~callbacks.lr_monitor",
-    "~callbacks.rich_progress_bar",
     "+trainer.enable_progress_bar=false",
 ]
 

@@ -8,49 +8,21 @@ import pytest
 
 from molgnn.errors import InputFileError
 from molgnn.predict import predict_file
+from conftest import PREDICT_FAST
 
 pytestmark = pytest.mark.slow
 BAD = Path(__file__).parent / "fixtures" / "bad"
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    import molgnn.cli
-    from molgnn.cli.train import train
-
-    tmp = tmp_path_factory.mktemp("reliability_predict")
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=molgnn.cli.CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            [
-                "data=csv",
-                f"data.path={BAD.parent / 'esol_small.csv'}",
-                "data.target_cols=[logS]",
-                "split=random",
-                "trainer.max_epochs=1",
-                "encoder.hidden_dim=32",
-                "encoder.num_layers=2",
-                "head.hidden_dim=16",
-                "logger=none",
-                "~callbacks.lr_monitor",
-                "~callbacks.rich_progress_bar",
-                "+trainer.enable_progress_bar=false",
-                f"paths.cache_dir={tmp / 'cache'}",
-                f"paths.output_dir={tmp}",
-            ],
-        )
-    GlobalHydra.instance().clear()
-    train(cfg, tmp / "run")
-    return tmp / "run" / "checkpoints" / "best.ckpt"
+def ckpt(train_tiny) -> Path:
+    """A TINY_ESOL model (conftest): D-MPNN, 1 epoch on the committed ESOL rows."""
+    return train_tiny("reliability_predict") / "checkpoints" / "best.ckpt"
 
 
 def predict(ckpt, name, tmp_path) -> pd.DataFrame:
     out = tmp_path / "pred.csv"
-    predict_file(ckpt, BAD / name, out, progress=False, num_workers=0)
+    predict_file(ckpt, BAD / name, out, **PREDICT_FAST)
     return pd.read_csv(out, keep_default_na=False)
 
 

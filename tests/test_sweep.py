@@ -12,21 +12,10 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import FIXTURES, ROOT
+from conftest import ESOL_CSV_QUIET, ROOT
 
 # TINY_ESOL, with the searched keys left to the search space (narrowed here to small values)
-TINY_SWEEP = [
-    "data=csv",
-    f"data.path={FIXTURES / 'esol_small.csv'}",
-    "data.target_cols=[logS]",
-    "split=random",
-    "trainer.max_epochs=1",
-    "head.hidden_dim=16",
-    "~callbacks.rich_progress_bar",
-    "~callbacks.lr_monitor",
-    "logger=none",
-    "diagnostics_molecules=0",
-]
+TINY_SWEEP = [*ESOL_CSV_QUIET, "trainer.max_epochs=1", "diagnostics_molecules=0"]
 
 
 def _sweep(tmp_path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:

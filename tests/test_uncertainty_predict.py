@@ -17,17 +17,8 @@ from molgnn.checkpoint import read_header, safe_load
 from molgnn.predict import predict_file
 from molgnn.predictor import load_predictor
 from molgnn.uncertainty.metrics import coverage
+from conftest import CALIBRATED_COLUMNS, PREDICT_FAST
 
-FAST = dict(progress=False, num_workers=0)
-CALIBRATED = [
-    "logS",
-    "logS_std",
-    "logS_lower",
-    "logS_upper",
-    "domain_score",
-    "domain_similarity",
-    "in_domain",
-]
 pytestmark = pytest.mark.slow
 
 
@@ -71,11 +62,11 @@ def test_run_reports_calibration_and_stores_it_in_the_checkpoint(run):
 def test_predict_writes_intervals_and_domain_that_match_the_training_report(run, test_molecules, tmp_path):
     path, frame = test_molecules
     out = tmp_path / "p.csv"
-    predict_file(run / "checkpoints" / "best.ckpt", path, out, **FAST)
+    predict_file(run / "checkpoints" / "best.ckpt", path, out, **PREDICT_FAST)
     got = pd.read_csv(out)
-    assert list(got.columns) == ["smiles", "measured", *CALIBRATED, "valid", "error"]
+    assert list(got.columns) == ["smiles", "measured", *CALIBRATED_COLUMNS, "valid", "error"]
     bad = ~got["valid"]
-    assert bad.sum() == 2 and got.loc[bad, CALIBRATED].isna().all().all()
+    assert bad.sum() == 2 and got.loc[bad, CALIBRATED_COLUMNS].isna().all().all()
     ok = got[~bad]
     assert (ok["logS_lower"] < ok["logS"]).all() and (ok["logS"] < ok["logS_upper"]).all()
     assert (
@@ -91,7 +82,7 @@ def test_predict_writes_intervals_and_domain_that_match_the_training_report(run,
 def test_workers_that_featurize_and_predict_write_the_same_uncertainty_columns(run, test_molecules, tmp_path):
     """On CPU each worker featurizes and predicts its own jobs (fingerprints, domain, intervals included)."""
     path, _ = test_molecules
-    predict_file(run / "checkpoints" / "best.ckpt", path, tmp_path / "here.csv", chunk_rows=7, **FAST)
+    predict_file(run / "checkpoints" / "best.ckpt", path, tmp_path / "here.csv", chunk_rows=7, **PREDICT_FAST)
     predict_file(
         run / "checkpoints" / "best.ckpt", path, tmp_path / "workers.csv", chunk_rows=7, progress=False,
         num_workers=2,
@@ -101,9 +92,13 @@ def test_workers_that_featurize_and_predict_write_the_same_uncertainty_columns(r
 
 def test_interval_level_and_switching_uncertainty_off(run, test_molecules, tmp_path):
     path, _ = test_molecules
-    predict_file(run / "checkpoints" / "best.ckpt", path, tmp_path / "a.csv", interval_level=0.5, **FAST)
-    predict_file(run / "checkpoints" / "best.ckpt", path, tmp_path / "b.csv", **FAST)
-    predict_file(run / "checkpoints" / "best.ckpt", path, tmp_path / "c.parquet", uncertainty=False, **FAST)
+    predict_file(
+        run / "checkpoints" / "best.ckpt", path, tmp_path / "a.csv", interval_level=0.5, **PREDICT_FAST
+    )
+    predict_file(run / "checkpoints" / "best.ckpt", path, tmp_path / "b.csv", **PREDICT_FAST)
+    predict_file(
+        run / "checkpoints" / "best.ckpt", path, tmp_path / "c.parquet", uncertainty=False, **PREDICT_FAST
+    )
     narrow, wide = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
     width = lambda f: (f["logS_upper"] - f["logS_lower"]).dropna()  # noqa: E731
     assert (width(narrow) < width(wide)).all()
@@ -121,8 +116,8 @@ def test_mve_predicts_a_per_molecule_spread_and_reloads_identically(mve_run, tes
     path, _ = test_molecules
     ckpt = mve_run / "checkpoints" / "best.ckpt"
     assert read_header(safe_load(ckpt), ckpt)["heads"][0]["variance"] is True
-    predict_file(ckpt, path, tmp_path / "a.csv", **FAST)
-    predict_file(ckpt, path, tmp_path / "b.csv", **FAST)
+    predict_file(ckpt, path, tmp_path / "a.csv", **PREDICT_FAST)
+    predict_file(ckpt, path, tmp_path / "b.csv", **PREDICT_FAST)
     a, b = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
     pd.testing.assert_frame_equal(a, b)
     assert a["logS_std"].dropna().nunique() > 5  # a spread per molecule, not one width for all
@@ -133,12 +128,12 @@ def test_mve_predicts_a_per_molecule_spread_and_reloads_identically(mve_run, tes
 def test_ensemble_of_calibrated_models(run, mve_run, test_molecules, tmp_path):
     path, _ = test_molecules
     ckpts = [str(r / "checkpoints" / "best.ckpt") for r in (run, mve_run)]
-    predict_file(ckpts, path, tmp_path / "e.csv", **FAST)
+    predict_file(ckpts, path, tmp_path / "e.csv", **PREDICT_FAST)
     got = pd.read_csv(tmp_path / "e.csv")
-    assert list(got.columns)[2:9] == ["logS_mean", *CALIBRATED[1:]]
+    assert list(got.columns)[2:9] == ["logS_mean", *CALIBRATED_COLUMNS[1:]]
     one = [pd.read_csv(tmp_path / "e.csv")]  # the members' own means average to the ensemble mean
     for i, c in enumerate(ckpts):
-        predict_file(c, path, tmp_path / f"m{i}.csv", **FAST)
+        predict_file(c, path, tmp_path / f"m{i}.csv", **PREDICT_FAST)
         one.append(pd.read_csv(tmp_path / f"m{i}.csv"))
     np.testing.assert_allclose(got["logS_mean"], (one[1]["logS"] + one[2]["logS"]) / 2, atol=1e-5)
     assert (got["logS_std"].dropna() >= np.abs(one[1]["logS"] - one[2]["logS"]).dropna() / 2 - 1e-5).all()
@@ -176,8 +171,8 @@ def test_uncertainty_ensemble_trains_members_into_one_file(train_tiny, test_mole
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["test/coverage90"] <= 1.0 and metrics["test/rmse"] > 0
     path, _ = test_molecules
-    predict_file(ensemble, path, tmp_path / "one.csv", **FAST)
-    predict_file([str(m) for m in members], path, tmp_path / "list.csv", **FAST)
+    predict_file(ensemble, path, tmp_path / "one.csv", **PREDICT_FAST)
+    predict_file([str(m) for m in members], path, tmp_path / "list.csv", **PREDICT_FAST)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "list.csv"))
     configs = [OmegaConf.load(run / "members" / str(i) / "config_resolved.yaml") for i in (0, 1)]
     assert [c.seed for c in configs] == [0, 1] and [c.split.seed for c in configs] == [0, 0]  # one split
