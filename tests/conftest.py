@@ -52,11 +52,9 @@ def compose(tmp_path):
 
 
 # A labeled run on the 120 committed ESOL rows, random split, small head, quiet (any encoder).
+ESOL_CSV = ["data=csv", f"data.path={FIXTURES / 'esol_small.csv'}", "data.target_cols=[logS]", "split=random"]
 ESOL_CSV_QUIET = [
-    "data=csv",
-    f"data.path={FIXTURES / 'esol_small.csv'}",
-    "data.target_cols=[logS]",
-    "split=random",
+    *ESOL_CSV,
     "head.hidden_dim=16",
     "~callbacks.rich_progress_bar",
     "~callbacks.lr_monitor",

@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import ESOL_CSV
+
 TINY = ["encoder.hidden_dim=32", "encoder.num_layers=2", "head.hidden_dim=16", "~callbacks.rich_progress_bar"]
 
 
@@ -27,7 +29,7 @@ class _Count(logging.Handler):
 
 
 @pytest.mark.slow
-def test_train_with_logger_none_and_max_steps_restores_the_best_checkpoint_once(compose, fixtures, tmp_path):
+def test_train_with_logger_none_and_max_steps_restores_the_best_checkpoint_once(compose, tmp_path):
     from molgnn.cli.train import train
 
     # logger=none keeps the default callbacks (lr_monitor included: it is dropped, not an error);
@@ -35,10 +37,7 @@ def test_train_with_logger_none_and_max_steps_restores_the_best_checkpoint_once(
     cfg = compose(
         "train",
         [
-            "data=csv",
-            f"data.path={fixtures / 'esol_small.csv'}",
-            "data.target_cols=[logS]",
-            "split=random",
+            *ESOL_CSV,
             "data.batch_size=16",
             "logger=none",
             "trainer.max_epochs=50",
@@ -74,24 +73,12 @@ def test_train_with_logger_none_and_max_steps_restores_the_best_checkpoint_once(
 
 
 @pytest.mark.slow
-def test_train_max_steps_shorter_than_one_epoch_still_reports(compose, fixtures, tmp_path):
+def test_train_max_steps_shorter_than_one_epoch_still_reports(compose, tmp_path):
     """max_steps can stop a run before its first validation: early stopping must not fail on the missing
     val metric; the run tests the weights it has."""
     from molgnn.cli.train import train
 
-    cfg = compose(
-        "train",
-        [
-            "data=csv",
-            f"data.path={fixtures / 'esol_small.csv'}",
-            "data.target_cols=[logS]",
-            "split=random",
-            "data.batch_size=16",
-            "logger=none",
-            "trainer.max_steps=3",
-            *TINY,
-        ],
-    )
+    cfg = compose("train", [*ESOL_CSV, "data.batch_size=16", "logger=none", "trainer.max_steps=3", *TINY])
     metrics = train(cfg, tmp_path / "run")
     assert np.isfinite(metrics["test/rmse"])
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3

@@ -17,6 +17,7 @@ from molgnn.featurize.descriptors import DescriptorScaler, compute_descriptors
 from molgnn.nn import DMPNNEncoder, GINEEncoder
 from molgnn.tasks.pretrain import AttributeMasking, Contrastive, DescriptorPrediction, PretrainContext
 from molgnn.tasks.pretrain.augment import mask_atoms, random_bond_keep, remove_subgraph, subgraph_nodes
+from conftest import ESOL_CSV
 
 SPEC = default_spec()
 TINY = [
@@ -202,10 +203,7 @@ def test_pretrain_export_import_finetune(compose, fixtures, tmp_path):
         [
             "encoder=pretrained",
             f"encoder.path={tmp_path / 'pre' / 'encoder.pt'}",
-            "data=csv",
-            f"data.path={fixtures / 'esol_small.csv'}",
-            "data.target_cols=[logS]",
-            "split=random",
+            *ESOL_CSV,
             "trainer.max_epochs=2",
             "head.hidden_dim=16",
             "~callbacks.rich_progress_bar",
