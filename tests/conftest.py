@@ -194,7 +194,7 @@ def read_csv_out(path: Path) -> pd.DataFrame:
 
 def write_smi(path: Path, smiles, ids=None) -> Path:
     """A .smi file: one `SMILES [id]` line per molecule."""
-    lines = [f"{s} {i}" if ids is not None else s for s, i in zip(smiles, ids if ids is not None else smiles)]
+    lines = [str(s) for s in smiles] if ids is None else [f"{s} {i}" for s, i in zip(smiles, ids)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
