@@ -12,7 +12,8 @@ from torch_geometric.data import Batch
 from molgnn.errors import MolgnnError
 from molgnn.featurize import default_spec, smiles_to_graph
 from molgnn.nn import DMPNNEncoder, GINEEncoder
-from molgnn.tasks.noisy_nodes import make_noisy_nodes, node_width
+from molgnn.tasks.noisy_nodes import make_noisy_nodes
+from molgnn.tasks.pretrain import node_width
 
 SPEC = default_spec()
 SMILES = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "OC(=O)C1CCCCC1N", "CCN(CC)CC", "ClCCBr", "CS(=O)C"]

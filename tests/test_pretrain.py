@@ -15,7 +15,13 @@ from molgnn.data.unlabeled import UnlabeledDataModule
 from molgnn.featurize import default_spec, smiles_to_graph
 from molgnn.featurize.descriptors import DescriptorScaler, compute_descriptors
 from molgnn.nn import DMPNNEncoder, GINEEncoder
-from molgnn.tasks.pretrain import AttributeMasking, Contrastive, DescriptorPrediction, PretrainContext
+from molgnn.tasks.pretrain import (
+    AttributeMasking,
+    Contrastive,
+    DescriptorPrediction,
+    PretrainContext,
+    node_width,
+)
 from molgnn.tasks.pretrain.augment import mask_atoms, random_bond_keep, remove_subgraph, subgraph_nodes
 from conftest import ESOL_CSV
 
@@ -275,3 +281,19 @@ def test_attribute_masking_follows_the_graph_construction(fixtures, tmp_path, co
     assert torch.isfinite(loss) and 0.0 <= float(logs["atom_acc"]) <= 1.0
     loss.backward()
     assert all(p.grad is not None for p in objective.atom_head.parameters())
+
+
+@pytest.mark.parametrize(
+    "encoder",
+    [
+        DMPNNEncoder(SPEC, hidden_dim=16, num_layers=2, readout="sum+mean"),
+        GINEEncoder(SPEC, hidden_dim=16, num_layers=2, readout="sum+mean+max"),
+    ],
+    ids=["dmpnn-sum+mean", "gine-sum+mean+max"],
+)
+def test_masking_reads_atom_states_under_a_multi_pooling_readout(encoder):
+    # the graph embedding is k x wider than an atom state: the atom head is sized from the atom states
+    context = PretrainContext(encoder.out_dim, SPEC, node_dim=node_width(encoder))
+    assert context.node_dim == 16 and encoder.out_dim > 16
+    loss, logs = AttributeMasking(context, mask_rate=0.5)(encoder, _batch())
+    assert torch.isfinite(loss) and 0.0 <= float(logs["atom_acc"]) <= 1.0

@@ -20,7 +20,7 @@ from molgnn.cli import (
     prepare_run_dir,
     user_errors_as_one_line,
 )
-from molgnn.tasks.pretrain import PretrainContext, PretrainTask
+from molgnn.tasks.pretrain import PretrainContext, PretrainTask, node_width
 
 log = logging.getLogger("molgnn.pretrain")
 
@@ -47,6 +47,7 @@ def pretrain(cfg: DictConfig, out_dir: Path | str | None = None) -> dict:
         spec=encoder.spec,
         num_descriptors=datamodule.num_descriptors,
         num_teacher=datamodule.num_teacher,
+        node_dim=node_width(encoder),
     )
     objectives, weights = build_objectives(cfg, context)
     task = PretrainTask(

@@ -15,22 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from molgnn.data.graphs import featurize_smiles
 from molgnn.errors import MolgnnError
-from molgnn.tasks.pretrain.objectives import AttributeMasking, PretrainContext
-
-
-def node_width(encoder: nn.Module) -> int:
-    """Width of the rows of ``encoder.node_embeddings``, read off one small molecule (any encoder family)."""
-    from torch_geometric.data import Batch
-
-    graphs = featurize_smiles(["CCO"], encoder.spec, 0).graphs
-    was_training = encoder.training
-    encoder.eval()
-    with torch.no_grad():
-        width = encoder.node_embeddings(Batch.from_data_list([graphs.get(0)])).size(1)
-    encoder.train(was_training)
-    return int(width)
+from molgnn.tasks.pretrain.objectives import AttributeMasking, PretrainContext, node_width
 
 
 class NoisyNodes(nn.Module):
@@ -42,7 +28,7 @@ class NoisyNodes(nn.Module):
         if not 0.0 < rate <= 1.0:
             raise MolgnnError(f"task.noisy_nodes_rate must be in (0, 1], got {rate}")
         self.weight = float(weight)
-        context = PretrainContext(dim=node_width(encoder), spec=encoder.spec)
+        context = PretrainContext(dim=encoder.out_dim, spec=encoder.spec, node_dim=node_width(encoder))
         try:
             self.masking = AttributeMasking(context, mask_rate=rate, predict_bonds=False)
         except ValueError as err:  # a featurizer without an element feature (some imported encoders)

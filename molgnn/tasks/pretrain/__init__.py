@@ -7,6 +7,7 @@ from molgnn.tasks.pretrain.objectives import (
     DescriptorPrediction,
     PretrainContext,
     TeacherDistillation,
+    node_width,
 )
 from molgnn.tasks.pretrain.task import PretrainTask
 
@@ -18,4 +19,5 @@ __all__ = [
     "PretrainContext",
     "PretrainTask",
     "TeacherDistillation",
+    "node_width",
 ]

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from molgnn.data.augment import view_batch
+from molgnn.data.graphs import featurize_smiles
 from molgnn.errors import MolgnnError
 from molgnn.featurize.spec import FeaturizerSpec
 from molgnn.tasks.pretrain.augment import (
@@ -27,13 +28,28 @@ from molgnn.tasks.pretrain.augment import (
 
 @dataclass(frozen=True)
 class PretrainContext:
-    """``dim``: encoder.out_dim; ``spec``: the encoder's featurizer spec; ``num_descriptors``: D of data.desc;
-    ``num_teacher``: T of data.teacher."""
+    """``dim``: encoder.out_dim (graph embedding width); ``spec``: the encoder's featurizer spec;
+    ``num_descriptors``: D of data.desc; ``num_teacher``: T of data.teacher; ``node_dim``: width of the atom
+    states (``node_width``), which differs from ``dim`` under a multi-pooling readout (0: same as ``dim``)."""
 
     dim: int
     spec: FeaturizerSpec
     num_descriptors: int = 0
     num_teacher: int = 0
+    node_dim: int = 0
+
+
+def node_width(encoder: nn.Module) -> int:
+    """Width of the rows of ``encoder.node_embeddings``, read off one small molecule (any encoder family)."""
+    from torch_geometric.data import Batch
+
+    graphs = featurize_smiles(["CCO"], encoder.spec, 0).graphs
+    was_training = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        width = encoder.node_embeddings(Batch.from_data_list([graphs.get(0)])).size(1)
+    encoder.train(was_training)
+    return int(width)
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Module:
@@ -81,7 +97,7 @@ class AttributeMasking(nn.Module):
         self.spec, self.mask_rate, self.predict_bonds = spec, mask_rate, predict_bonds
         self.atom_col = _feature_index(spec.atom_features, atom_target, NODE_TARGETS)
         self.bond_col = _feature_index(spec.bond_features, bond_target, EDGE_TARGETS)
-        node_dim = context.dim
+        node_dim = context.node_dim or context.dim
         self.atom_head = nn.Linear(node_dim, spec.atom_features[self.atom_col].size)
         self.bond_head = (
             nn.Linear(node_dim, spec.bond_features[self.bond_col].size) if predict_bonds else None
