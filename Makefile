@@ -28,8 +28,12 @@ SEED ?= 0
 # EPOCHS=10 is the default encoder's recipe (run folder $(DISTILL)/pt10_s$(SEED)); EPOCHS=5 the previous one
 # (folder $(DISTILL)/pt_s$(SEED)); bench/results/distill.md, last section
 EPOCHS ?= 10
+# READOUT=sum+mean: the candidate recipe of bench/results/distill.md (run folder $(DISTILL)/pt10sm_s$(SEED))
+READOUT ?= sum
 DISTILL := outputs/distill
-DISTILL_RUN := $(DISTILL)/pt$(if $(filter 5,$(EPOCHS)),,$(EPOCHS))_s$(SEED)
+DISTILL_RUN ?= $(DISTILL)/pt$(if $(filter 5,$(EPOCHS)),,$(EPOCHS))$(if $(filter sum,$(READOUT)),,sm)_s$(SEED)
+# an interrupted run resumes from its last checkpoint when the same command is run again
+DISTILL_RESUME = $(if $(wildcard $(DISTILL_RUN)/checkpoints/last.ckpt),ckpt_path=$(DISTILL_RUN)/checkpoints/last.ckpt)
 distill-encoder: setup  ## pretrain a D-MPNN on the bundled 105k corpus distilling MiniMol (+ descriptors, masking); ~90 min on 2 cores
 	test -f $(DISTILL)/mixed.csv.gz || $(PY) data/pretrain/make_corpus.py data/pretrain/moses_50k.csv.gz \
 		data/pretrain/moleculenet_smiles.csv.gz -o $(DISTILL)/mixed.csv.gz
@@ -37,5 +41,5 @@ distill-encoder: setup  ## pretrain a D-MPNN on the bundled 105k corpus distilli
 		output=$(DISTILL)/minimol_teacher.npy hydra.run.dir=$(DISTILL)/embed
 	molgnn-pretrain pretrain=distill data.path=$(DISTILL)/mixed.csv.gz data.name=mixed105k \
 		data.teacher=$(DISTILL)/minimol_teacher.npy seed=$(SEED) trainer.max_epochs=$(EPOCHS) checkpoint_every_n_steps=500 \
-		trainer.enable_progress_bar=false hydra.run.dir=$(DISTILL_RUN)
+		trainer.enable_progress_bar=false encoder.readout=$(READOUT) hydra.run.dir=$(DISTILL_RUN) $(DISTILL_RESUME)
 	@echo "encoder: $(DISTILL_RUN)/encoder.pt"
