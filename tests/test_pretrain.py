@@ -4,6 +4,7 @@ encoders: test_pretrain_corpus.py)."""
 
 import json
 from pathlib import Path
+from unittest.mock import ANY
 
 import numpy as np
 import pytest
@@ -258,6 +259,34 @@ def test_pretrain_resumes_from_a_step_checkpoint(compose, fixtures, tmp_path):
         tmp_path / "c",
     )
     assert middle["steps"] == 6
+
+
+@pytest.mark.slow
+def test_pretrain_resumed_mid_epoch_ends_on_the_uninterrupted_weights(compose, fixtures, tmp_path):
+    """Stopped after step 4 of a 6-step epoch and resumed: the epoch finishes on the molecules it had not
+    seen, in the interrupted run's order and with its random masks, so the encoder is the same tensor for
+    tensor (before the resumable loader, the resumed epoch started a new shuffle)."""
+    from molgnn.cli.pretrain import pretrain
+
+    base = [
+        f"data.path={fixtures / 'pretrain_200.csv'}",
+        "pretrain=attr_mask",
+        "checkpoint_every_n_steps=4",
+        "callbacks.step_checkpoint.save_top_k=-1",  # keep step4.ckpt
+        "trainer.max_epochs=2",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        *TINY,
+    ]
+    pretrain(compose("pretrain", base), tmp_path / "whole")
+    step4 = tmp_path / "whole" / "checkpoints" / "step4.ckpt"
+    saved = torch.load(step4, weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert saved == [{"seed": ANY, "items_done": 4 * 32}]  # the epoch's order and how far it got
+    pretrain(compose("pretrain", [*base, f"ckpt_path={step4}"]), tmp_path / "resumed")
+    whole = torch.load(tmp_path / "whole" / "encoder.pt", weights_only=True)["state_dict"]
+    resumed = torch.load(tmp_path / "resumed" / "encoder.pt", weights_only=True)["state_dict"]
+    assert whole.keys() == resumed.keys()
+    for key in whole:
+        assert torch.equal(whole[key], resumed[key]), key
 
 
 @pytest.mark.parametrize("construction", ["line_graph", "motifs", "explicit_h"])

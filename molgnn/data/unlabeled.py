@@ -143,6 +143,7 @@ class UnlabeledDataModule(L.LightningDataModule):
         self.augment = [str(a) for a in ([augment] if isinstance(augment, str) else augment or [])]
         self.paired: dict[str, AugmentedGraphs] = {}
         self._ready = False
+        self._train_loader, self._train_order = None, {}  # the shuffle's checkpoint state (see state_dict)
 
     @property
     def num_descriptors(self) -> int:
@@ -261,13 +262,34 @@ class UnlabeledDataModule(L.LightningDataModule):
             shuffle and len(self.datasets[key]) > self.batch_size
         )  # no 1-graph batches for contrastive
         if not self.paired:
-            return graph_loader(self.datasets[key], self.batch_size, shuffle, self.num_workers, drop_last)
+            done = self._batches_done if shuffle else None
+            return graph_loader(
+                self.datasets[key], self.batch_size, shuffle, self.num_workers, drop_last, None, done
+            )
         dataset = self.paired[key]  # second views: an augment construction (1..C) per molecule per epoch
         sampler = ConstructionSampler(len(dataset), range(1, len(self.constructions)), self.seed, shuffle)
         return graph_loader(dataset, self.batch_size, False, self.num_workers, drop_last, sampler=sampler)
 
+    def _batches_done(self) -> int:
+        """Batches of the current epoch handed to training so far (0 outside a fit)."""
+        trainer = self.trainer
+        return trainer.fit_loop.epoch_loop.batch_progress.current.ready if trainer is not None else 0
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        loader = self._loader("train", shuffle=True)
+        if hasattr(loader, "load_state_dict"):  # a ResumableLoader: replay a restored epoch once
+            loader.load_state_dict(self._train_order)
+            self._train_loader, self._train_order = loader, {}
+        return loader
+
+    def state_dict(self) -> dict:
+        """Saved with each checkpoint: the training epoch's shuffle seed and how far it got. (The loader is
+        stateful too, but Lightning restores loader states only if it has not built the loader before the
+        restore, and it builds it early to count the steps; the data module's state is restored first.)"""
+        return {"train_order": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._train_order = dict(state_dict.get("train_order", {}))
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("valid", shuffle=False)
