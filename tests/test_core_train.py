@@ -124,6 +124,11 @@ def test_train_resumes_from_last_checkpoint(compose, fixtures, tmp_path):
     metrics = train(resumed, tmp_path / "b")
     assert metrics["epochs"] == 3
     assert torch.load(tmp_path / "b" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+    # best.ckpt also holds the calibration's domain index (attach_calibration): training goes on from it too
+    best = tmp_path / "a" / "checkpoints" / "best.ckpt"
+    assert any(k.startswith("domain.") for k in torch.load(best, weights_only=True)["state_dict"])
+    again = train(compose("train", base + ["trainer.max_epochs=3", f"ckpt_path={best}"]), tmp_path / "c")
+    assert again["epochs"] == 3 and "test/rmse" in again
 
 
 def test_a_second_run_into_the_same_directory_replaces_its_checkpoints(compose, fixtures, tmp_path):

@@ -238,6 +238,14 @@ class RegressionTask(L.LightningModule):
             },
         }
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A calibrated checkpoint (``attach_calibration``) also holds the applicability-domain index
+        (``domain.*``), which is not a module of the task: dropped here, so training can resume from it (the
+        run builds the index again after training)."""
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("domain.")]:
+            del state[key]
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         head = head_header(
             self.name, self.head, self.target_names, self.scaler, encoder_fingerprint(self.encoder)
