@@ -25,11 +25,12 @@ lint:
 	ruff format --check molgnn tests bench
 
 SEED ?= 0
-# EPOCHS=10 is the default encoder's recipe (run folder $(DISTILL)/pt10_s$(SEED)); EPOCHS=5 the previous one
-# (folder $(DISTILL)/pt_s$(SEED)); bench/results/distill.md, last section
+# EPOCHS=10 is the default encoder's recipe; EPOCHS=5 (with READOUT=sum: folder $(DISTILL)/pt_s$(SEED)) an
+# earlier one; bench/results/distill.md
 EPOCHS ?= 10
-# READOUT=sum+mean: the candidate recipe of bench/results/distill.md (run folder $(DISTILL)/pt10sm_s$(SEED))
-READOUT ?= sum
+# READOUT=sum+mean (pretext heads read both poolings) is the default encoder's recipe since 2026-12-08 (run folder
+# $(DISTILL)/pt10sm_s$(SEED)); READOUT=sum the previous default's (folder $(DISTILL)/pt10_s$(SEED))
+READOUT ?= sum+mean
 DISTILL := outputs/distill
 DISTILL_RUN ?= $(DISTILL)/pt$(if $(filter 5,$(EPOCHS)),,$(EPOCHS))$(if $(filter sum,$(READOUT)),,sm)_s$(SEED)
 # an interrupted run resumes from its last checkpoint when the same command is run again

@@ -81,8 +81,8 @@ def test_readout_overrides_that_would_change_weights_are_refused(saved, asked, m
 
 
 def test_pretrained_config_takes_a_readout(compose, tmp_path):
-    """``encoder=pretrained encoder.readout=sum+mean``: the shipped encoder with both poolings, and a head
+    """``encoder=pretrained encoder.readout=sum+mean+max``: the shipped encoder with three poolings, and a head
     sized from it (the width is never written in YAML)."""
-    cfg = compose("train", ["encoder=pretrained", "encoder.readout=sum+mean"])
+    cfg = compose("train", ["encoder=pretrained", "encoder.readout=sum+mean+max"])
     encoder = instantiate(cfg.encoder)
-    assert encoder.args["readout"] == "sum+mean" and encoder.out_dim == 2 * encoder.args["hidden_dim"]
+    assert encoder.args["readout"] == "sum+mean+max" and encoder.out_dim == 3 * encoder.args["hidden_dim"]
