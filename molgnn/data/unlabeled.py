@@ -22,7 +22,7 @@ from torch_geometric.loader import DataLoader
 from molgnn.data.augment import AugmentedGraphs, ConstructionSampler, augment_specs
 from molgnn.data.engine import Products, featurize, featurize_cached
 from molgnn.data.graphs import PackedGraphs, table_key
-from molgnn.data.loader import graph_loader
+from molgnn.data.loader import ResumableLoader, graph_loader
 from molgnn.data.table import check_readable, read_frame, table_format
 from molgnn.data.teacher import check_finite, fit_teacher_scaler, load_teacher
 from molgnn.errors import InputFileError
@@ -277,7 +277,7 @@ class UnlabeledDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         loader = self._loader("train", shuffle=True)
-        if hasattr(loader, "load_state_dict"):  # a ResumableLoader: replay a restored epoch once
+        if isinstance(loader, ResumableLoader):  # replay a restored epoch once (the paired loader is not one)
             loader.load_state_dict(self._train_order)
             self._train_loader, self._train_order = loader, {}
         return loader
