@@ -21,8 +21,9 @@ DEV_SUITE = DATASETS + ADME_DATASETS
 # The test metric each set is judged by (what the peers tables in README.md / data/adme_fang2023 report).
 METRIC = {**{d: "rmse" for d in DATASETS}, **{d: "mae" for d in ADME_DATASETS}}
 
-# Peers' test figures in METRIC units (lower is better); rf = random forest on RDKit 2D + Morgan counts. MoleculeNet: README.md benchmark tables (scaffold
-# split files); ADME: data/adme_fang2023/README.md (single run, seed 0, the authors' split files).
+# Peers' test figures in METRIC units (lower is better); rf = random forest on RDKit 2D + Morgan counts.
+# MoleculeNet: README.md benchmark tables (scaffold split files); ADME: data/adme_fang2023/README.md (single
+# run, seed 0, the authors' split files).
 PEERS: dict[str, dict[str, float]] = {
     "esol": {"chemprop": 0.823, "rf": 0.760, "best": 0.760},
     "freesolv": {"chemprop": 2.46, "rf": 2.20, "best": 2.198},

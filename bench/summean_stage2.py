@@ -28,25 +28,26 @@ DEFAULT_FROZEN = [("pt10s0fh", "dmpnn_minimol_distill10-fh")] + [
 ]
 
 
+def run_file(runs: Path, folder: str, name: str, d: str, seed: int) -> Path:
+    """metrics.json of one bench run: set d, recipe column (folder, run name), fine-tuning seed."""
+    return runs / folder / f"{d}-{name}-{seed}" / "metrics.json"
+
+
 def pooled_val(runs: Path, columns: list[tuple[str, str]], d: str) -> tuple[float, int]:
     """Mean validation metric of set d over every finished run of the (folder, run name) columns, and n."""
     key = judged_metric(d).replace("test/", "val/")
-    values = [
-        json.loads(p.read_text())[key]
-        for folder, name in columns
-        for s in range(3)
-        if (p := runs / folder / f"{d}-{name}-{s}" / "metrics.json").exists()
-    ]
+    files = [run_file(runs, folder, name, d, s) for folder, name in columns for s in range(3)]
+    values = [json.loads(p.read_text())[key] for p in files if p.exists()]
     return (statistics.mean(values) if values else math.nan), len(values)
 
 
 def seed_means(runs: Path, columns: list[tuple[str, str]], d: str) -> list[float]:
     """Test metric of set d, one mean over the fine-tuning seeds per (folder, run name) column."""
+    key = judged_metric(d)
     return [
-        statistics.mean(json.loads((runs / f / f"{d}-{name}-{s}" / "metrics.json").read_text())[judged_metric(d)]
-                        for s in range(3))
+        statistics.mean(json.loads(run_file(runs, f, name, d, s).read_text())[key] for s in range(3))
         for f, name in columns
-    ]  # fmt: skip
+    ]
 
 
 def print_test(runs: Path, finetuned: list[tuple[str, str]], frozen: list[tuple[str, str]]) -> None:
